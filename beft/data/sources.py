@@ -1,0 +1,141 @@
+"""Load a task's splits from the Hugging Face hub or from a local folder of the original GLUE/SuperGLUE files.
+
+Both paths give the same thing: a ``datasets.Dataset`` per split with the task's text fields and an integer (or
+float, for regression) ``label`` whose ids follow the hub's ClassLabel order. Local files are read in their stored
+order, which is the order the hub's datasets were built in, so regime subsets drawn from either are the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import datasets
+
+from beft.data.tasks import TaskSpec
+from beft.errors import DataError
+
+
+def required_splits(task: TaskSpec) -> list[str]:
+    return ["train", *task.eval_splits.values()]
+
+
+def load_splits(task: TaskSpec, data_dir: str | Path | None) -> dict[str, datasets.Dataset]:
+    """train + the task's evaluation splits, from ``data_dir`` when given, otherwise from the hub."""
+    if data_dir is None:
+        return _load_hub(task)
+    return {split: load_local_split(task, Path(data_dir), split) for split in required_splits(task)}
+
+
+def local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
+    if task.local is None:
+        raise DataError(f"task {task.name!r} has no local file layout; run without data.dir to load it from the hub")
+    if not data_dir.is_dir():
+        raise DataError(f"data.dir {str(data_dir)!r} is not a folder (set data.dir or BEFT_DATA_DIR)")
+    if split not in task.local.files:
+        raise DataError(f"task {task.name!r} has no local file for split {split!r}; known: {list(task.local.files)}")
+    path = data_dir / task.local.folder / task.local.files[split]
+    if not path.is_file():
+        raise DataError(
+            f"task {task.name!r}: {path} is missing (expected the original {task.local.format.upper()} release file "
+            f"{task.local.folder}/{task.local.files[split]} under data.dir={str(data_dir)!r}); "
+            "run without data.dir to load the task from the Hugging Face hub"
+        )
+    return path
+
+
+def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dataset:
+    path = local_file(task, data_dir, split)
+    rows = _read_jsonl(path) if task.local.format == "jsonl" else _read_tsv(path, task.local.columns)
+    columns: dict[str, list] = {f: [] for f in [*task.text_fields, "label"]}
+    for line, row in rows:
+        for fld in task.text_fields:
+            columns[fld].append(_field(row, task, fld, path, line))
+        columns["label"].append(_label(_field(row, task, "label", path, line), task, path, line))
+    if not columns["label"]:
+        raise DataError(f"{path} has no data rows")
+    features = datasets.Features(
+        {
+            **{f: datasets.Value("string") for f in task.text_fields},
+            "label": datasets.Value("float32")
+            if task.is_regression
+            else datasets.ClassLabel(names=list(task.label_names)),
+        }
+    )
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def _read_tsv(path: Path, columns: list[str] | None):
+    """Rows of an original GLUE TSV as (line number, dict). QUOTE_NONE: the files contain bare double quotes."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = columns
+        if header is None:
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path} is empty")
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}, line {reader.line_num}: expected {len(header)} tab-separated columns "
+                    f"({', '.join(header)}), found {len(row)}"
+                )
+            yield reader.line_num, dict(zip(header, row, strict=True))
+
+
+def _read_jsonl(path: Path):
+    with path.open(encoding="utf-8") as fh:
+        for line_num, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_num, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}, line {line_num}: not valid JSON ({err.msg})") from err
+
+
+def _field(row: dict, task: TaskSpec, fld: str, path: Path, line: int):
+    column = task.local.fields[fld]
+    if column not in row:
+        raise DataError(f"{path}, line {line}: column {column!r} (field {fld!r}) is missing; found {sorted(row)}")
+    return row[column]
+
+
+def _label(value, task: TaskSpec, path: Path, line: int) -> float | int:
+    """Map a label as written in the original file to the hub's id (strings, booleans or integer ids)."""
+    if task.is_regression:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}, line {line}: label {value!r} is not a number") from None
+    names = task.label_names
+    if isinstance(value, bool):
+        value = str(value).lower()
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    try:
+        label = int(value)
+    except (TypeError, ValueError):
+        label = -1
+    if not 0 <= label < len(names):
+        raise DataError(f"{path}, line {line}: label {value!r} is not one of {names} or an id 0..{len(names) - 1}")
+    return label
+
+
+def _load_hub(task: TaskSpec) -> dict[str, datasets.Dataset]:
+    try:
+        dsd = datasets.load_dataset(task.hub_path, task.hub_name)
+    except (ConnectionError, FileNotFoundError, OSError) as err:
+        raise DataError(
+            f"task {task.name!r}: could not load {task.hub_path}/{task.hub_name} from the Hugging Face hub "
+            f"({type(err).__name__}); without hub access point data.dir (or BEFT_DATA_DIR) at a folder of the "
+            "original files"
+        ) from err
+    missing = [s for s in required_splits(task) if s not in dsd]
+    if missing:
+        raise DataError(f"{task.hub_path}/{task.hub_name} has no split(s) {missing}; found {list(dsd)}")
+    keep = [*task.text_fields, "label"]
+    return {s: dsd[s].select_columns(keep) for s in required_splits(task)}

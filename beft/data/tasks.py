@@ -1,0 +1,68 @@
+"""TaskSpec: what a task is, read from its config (conf/task/<name>.yaml); code holds no per-task facts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LocalFiles:
+    """The original release files of a task inside the data folder (the layout of ../shared/data)."""
+
+    folder: str
+    format: str  # "tsv" | "jsonl"
+    files: dict[str, str]  # split -> file name
+    fields: dict[str, str]  # field -> column of the file
+    columns: list[str] | None = None  # column names when the file has no header row
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    hub_path: str
+    hub_name: str | None
+    text_fields: list[str]
+    label_names: list[str] | None  # None = regression
+    metrics: list[str]
+    main_metric: str
+    eval_splits: dict[str, str]  # record key -> split
+    local: LocalFiles | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_regression(self) -> bool:
+        return self.label_names is None
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.label_names is None else len(self.label_names)
+
+    @property
+    def main_split(self) -> str:
+        """The record key whose main metric is the run's score (MNLI: matched)."""
+        return next(iter(self.eval_splits))
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> TaskSpec:
+        local = cfg.get("local")
+        return cls(
+            name=cfg["name"],
+            hub_path=cfg["hub"]["path"],
+            hub_name=cfg["hub"].get("name"),
+            text_fields=list(cfg["text_fields"]),
+            label_names=None if cfg.get("label_names") is None else [str(x) for x in cfg["label_names"]],
+            metrics=list(cfg["metrics"]),
+            main_metric=cfg["main_metric"],
+            eval_splits=dict(cfg["eval_splits"]),
+            local=None
+            if local is None
+            else LocalFiles(
+                folder=local["folder"],
+                format=local["format"],
+                files=dict(local["files"]),
+                fields=dict(local["fields"]),
+                columns=None if local.get("columns") is None else list(local["columns"]),
+            ),
+        )

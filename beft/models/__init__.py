@@ -1,0 +1,1 @@
+"""Model loading, bias targets (the role map) and training methods."""

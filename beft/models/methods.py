@@ -1,0 +1,126 @@
+"""Training methods: which parameters a run trains (METHOD.md 2 and 6.1).
+
+Each method is a small function that marks parameters trainable and returns what it trained. They all start from a
+frozen model and select parameters through the role map (``targets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from beft.models import targets
+
+
+@dataclass
+class TrainableSet:
+    """What a method made trainable. ``masks`` holds entry masks of partially trained tensors (rand_uniform)."""
+
+    params: list[nn.Parameter]
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def count(self) -> int:
+        return sum(int(self.masks[id(p)].sum()) if id(p) in self.masks else p.numel() for p in self.params)
+
+
+MethodFn = Callable[[nn.Module, dict, dict, int], TrainableSet]
+METHODS: dict[str, MethodFn] = {}
+
+
+def method(name: str) -> Callable[[MethodFn], MethodFn]:
+    def register(fn: MethodFn) -> MethodFn:
+        METHODS[name] = fn
+        return fn
+
+    return register
+
+
+def _with_head(model: nn.Module, params: list[nn.Parameter], method_cfg: dict) -> list[nn.Parameter]:
+    extra: list[nn.Parameter] = []
+    if method_cfg.get("pooler_bias") and (pb := targets.pooler_bias(model)) is not None:
+        extra.append(pb)
+    if method_cfg.get("head", True):
+        extra.extend(targets.head_parameters(model))
+    return _unique(params + extra)
+
+
+def _unique(params: list[nn.Parameter]) -> list[nn.Parameter]:
+    seen: dict[int, nn.Parameter] = {}
+    for p in params:
+        seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+def bias_params(model: nn.Module, roles: list[str] | str) -> list[nn.Parameter]:
+    """The bias parameters of ``roles`` in every layer; ``"all"`` = every bias of the model."""
+    if roles == "all":
+        return targets.all_biases(model)
+    return [b for role in roles for b in targets.role_biases(model, role)]
+
+
+@method("bias")
+def _bias(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    return TrainableSet(_with_head(model, bias_params(model, bias_cfg["roles"]), method_cfg))
+
+
+@method("all_biases")
+def _all_biases(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    return TrainableSet(_with_head(model, targets.all_biases(model), method_cfg))
+
+
+@method("all")
+def _all(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    return TrainableSet(list(model.parameters()))
+
+
+@method("head")
+def _head(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    return TrainableSet(_with_head(model, [], method_cfg))
+
+
+@method("random")
+def _random(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """Rand uniform (METHOD.md 6.1): per encoder tensor, floor(numel * K / total) entries drawn with replacement.
+
+    Masked-out entries get zero gradient through a hook that runs during backward, i.e. before gradient clipping,
+    as in the reference; with weight decay 0 AdamW then leaves them unchanged.
+    """
+    budget = method_cfg.get("budget")
+    if budget is None:
+        budget = sum(p.numel() for p in bias_params(model, list(method_cfg["budget_roles"])))
+    encoder = targets.encoder_parameters(model)
+    total = sum(p.numel() for p in encoder)
+    generator = torch.Generator().manual_seed(seed)
+    masks: dict[int, torch.Tensor] = {}
+    for p in encoder:
+        k = p.numel() * int(budget) // total
+        if k == 0:
+            continue
+        mask = torch.zeros(p.numel(), dtype=torch.bool)
+        mask[torch.randint(p.numel(), (k,), generator=generator)] = True
+        masks[id(p)] = mask.view_as(p)
+    params = [p for p in encoder if id(p) in masks]
+    return TrainableSet(_with_head(model, params, method_cfg), masks)
+
+
+def apply_method(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int = 0) -> TrainableSet:
+    """Freeze ``model``, then make trainable what the method selects."""
+    kind = method_cfg["trainable"]
+    if kind not in METHODS:
+        raise ValueError(f"method.trainable={kind!r} is not a known selection; valid: {sorted(METHODS)}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    selected = METHODS[kind](model, method_cfg, bias_cfg, seed)
+    for p in selected.params:
+        p.requires_grad_(True)
+        if id(p) in selected.masks:
+            keep = selected.masks[id(p)].to(p.device, p.dtype)
+            p.register_hook(lambda grad, keep=keep: grad * keep)
+    return selected
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

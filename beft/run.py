@@ -1,0 +1,164 @@
+"""One fine-tuning run: composed config in, result record out. Plain functions, testable without Hydra.
+
+check config -> skip if completed -> data (splits, regime subset, cached features) -> model + method -> Trainer ->
+record (written atomically; a failure writes a ``failed`` record with the reason, never a partial one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+from beft import config, records
+from beft.data import features, regimes, sources
+from beft.data.tasks import TaskSpec
+from beft.models import loading, methods, targets
+from beft.training import trainer
+
+log = logging.getLogger(__name__)
+
+
+def run_folder(cfg: DictConfig) -> Path:
+    return Path(cfg.results_dir) / cfg.run_name
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run (or skip) the configured fine-tuning and return its record."""
+    task = config.check(cfg)
+    folder = run_folder(cfg)
+    if not cfg.force and records.is_completed(folder):
+        log.info("skipping %s: completed record exists (force=true reruns it)", folder)
+        return records.read_record(folder)
+    started, t0 = _now(), time.perf_counter()
+    record = _base_record(cfg, task)
+    try:
+        record.update(_train(cfg, task, folder))
+        record["status"] = records.COMPLETED
+    except Exception as err:
+        record.update(status=records.FAILED, error=f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        record["time"] = {
+            "started": started,
+            "finished": _now(),
+            "wall_s": round(time.perf_counter() - t0, 3),
+        }
+        record["memory"] = _peak_memory()
+        records.write_record(folder, record)
+        shutil.rmtree(folder / "trainer", ignore_errors=True)
+    return record
+
+
+def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
+    splits = sources.load_splits(task, cfg.data.dir)
+    indices = regimes.subset_indices(len(splits["train"]), cfg.data.num_train, cfg.seed)
+
+    set_seed(cfg.seed)  # the task head's initialisation depends on it
+    model, tokenizer, source = loading.load_encoder(cfg.model, task)
+    method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
+    bias_cfg = OmegaConf.to_container(cfg.bias, resolve=True)
+    trainable = methods.apply_method(model, method_cfg, bias_cfg, seed=cfg.seed)
+
+    def featurise(ds):
+        return features.tokenize(
+            ds, task.text_fields, tokenizer, cfg.data.max_length, cfg.data.padding, cfg.data.cache_dir
+        )
+
+    train_ds = featurise(splits["train"]).select(indices)
+    eval_ds = {key: featurise(splits[split]) for key, split in task.eval_splits.items()}
+    history, train_metrics = trainer.fit(
+        model,
+        tokenizer,
+        train_ds,
+        eval_ds,
+        task,
+        OmegaConf.to_container(cfg.trainer.args, resolve=True),
+        output_dir=folder / "trainer",
+        seed=cfg.seed,
+        report_to=cfg.logger.report_to,
+        run_name=cfg.run_name,
+    )
+    total = methods.count_parameters(model)
+    return {
+        "score": _score(history, task),
+        "final": {k: v for k, v in history[-1].items() if k in task.eval_splits},
+        "epochs": history,
+        "params": {
+            "trainable": trainable.count(),
+            "total": total,
+            "percent": 100.0 * trainable.count() / total,
+            "trainable_tensors": targets.parameter_names(model, trainable.params),
+        },
+        "data": {
+            "source": cfg.data.dir or f"hub:{task.hub_path}/{task.hub_name}",
+            "train_rows": len(splits["train"]),
+            "num_train": len(indices),
+            "subset_sha256": hashlib.sha256(json.dumps(indices).encode()).hexdigest(),
+            "eval_rows": {k: len(v) for k, v in eval_ds.items()},
+        },
+        "model_source": source,
+        "train_runtime_s": train_metrics.get("train_runtime"),
+    }
+
+
+def _score(history: list[dict[str, Any]], task: TaskSpec) -> dict[str, Any]:
+    """The final epoch's main metric (reported, EXPERIMENTS.md A1) and the best epoch (diagnostic only)."""
+    split, metric = task.main_split, task.main_metric
+    values = [(e["epoch"], e[split][metric]) for e in history if split in e]
+    best_epoch, best = max(values, key=lambda x: x[1])
+    return {"metric": metric, "split": split, "final": values[-1][1], "best": best, "best_epoch": best_epoch}
+
+
+def _base_record(cfg: DictConfig, task: TaskSpec) -> dict[str, Any]:
+    return {
+        "schema": records.SCHEMA_VERSION,
+        "status": "running",
+        "run": {
+            "name": cfg.run_name,
+            "model": cfg.model.name,
+            "task": task.name,
+            "regime": cfg.regime.name,
+            "method": cfg.method.name,
+            "bias": cfg.bias.name if cfg.method.trainable == "bias" else None,
+            "label": cfg.method.label,
+            "seed": cfg.seed,
+        },
+        "seeds": {
+            "seed": cfg.seed,
+            "subset": f"numpy.random.RandomState({cfg.seed}).permutation(train_rows)[:num_train]",
+            "torch_python_numpy": cfg.seed,
+            "trainer_shuffle": cfg.seed,
+        },
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "overrides": _overrides(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "environment": records.environment(),
+    }
+
+
+def _overrides() -> list[str] | None:
+    """The command-line overrides of this job (Hydra runs); None when called without Hydra."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
+def _peak_memory() -> dict[str, Any]:
+    """Process peak RSS (CPU, includes the loaded model and data); CUDA allocator peak when on a GPU."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    cuda = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return {"peak_rss_mb": round(rss, 1), "cuda_peak_mb": cuda}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,36 @@
+"""``python -m beft.train model=... task=... regime=... bias=... method=... seed=...``: one BEFT run."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from beft.errors import BeftError
+from beft.run import run, run_folder
+
+log = logging.getLogger("beft.train")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        record = run(cfg)
+    except BeftError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    score = record["score"]
+    print(
+        f"\n{cfg.run_name}: {score['split']} {score['metric']} = {score['final']:.4f} (final epoch; "
+        f"best {score['best']:.4f} at epoch {score['best_epoch']})\n"
+        f"trainable parameters: {record['params']['trainable']:,} of {record['params']['total']:,} "
+        f"({record['params']['percent']:.4f} %)\n"
+        f"record: {run_folder(cfg) / 'record.json'}"
+    )
+    return score["final"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The shared Trainer loop and offline metrics."""

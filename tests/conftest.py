@@ -1,0 +1,50 @@
+"""Shared fixtures: the real data folder, Hydra composition, tiny randomly initialised models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+FIXTURE_DATA = Path(__file__).parent / "fixtures" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real GLUE/SuperGLUE files (BEFT_DATA_DIR, else ../shared/data). Missing data fails the test, loudly."""
+    path = Path(os.environ.get("BEFT_DATA_DIR") or REPO.parent / "shared" / "data")
+    if not (path / "glue" / "RTE" / "train.tsv").is_file():
+        pytest.fail(f"real data folder not found at {path}: set BEFT_DATA_DIR to a copy of shared/data")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixture_data_dir() -> Path:
+    return FIXTURE_DATA
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose conf/train.yaml with overrides; results and caches go to the test's temporary folder."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(
+                "train",
+                overrides=[
+                    f"results_dir={tmp_path / 'runs'}",
+                    f"data.cache_dir={tmp_path / 'cache'}",
+                    *overrides,
+                ],
+            )
+
+    return _compose

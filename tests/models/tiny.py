@@ -1,0 +1,80 @@
+"""Tiny randomly initialised models of every architecture family: structure tests in milliseconds."""
+
+from __future__ import annotations
+
+from transformers import (
+    AutoModelForCausalLM,
+    BertConfig,
+    BertForSequenceClassification,
+    GPTJConfig,
+    LlamaConfig,
+    OPTConfig,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+)
+
+HIDDEN, LAYERS, LABELS = 32, 2, 2
+
+
+def tiny_bert(num_labels: int = LABELS):
+    cfg = BertConfig(
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=num_labels,
+    )
+    return BertForSequenceClassification(cfg)
+
+
+def tiny_roberta(num_labels: int = LABELS):
+    cfg = RobertaConfig(
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        num_labels=num_labels,
+    )
+    return RobertaForSequenceClassification(cfg)
+
+
+def tiny_opt():
+    cfg = OPTConfig(
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        ffn_dim=64,
+        word_embed_proj_dim=HIDDEN,
+        max_position_embeddings=40,
+    )
+    return AutoModelForCausalLM.from_config(cfg)
+
+
+def tiny_llama():
+    cfg = LlamaConfig(
+        vocab_size=100,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+    )
+    return AutoModelForCausalLM.from_config(cfg)
+
+
+def tiny_gptj():
+    cfg = GPTJConfig(
+        vocab_size=100,
+        n_embd=HIDDEN,
+        n_layer=LAYERS,
+        n_head=2,
+        rotary_dim=8,
+        n_positions=40,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return AutoModelForCausalLM.from_config(cfg)

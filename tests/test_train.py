@@ -1,0 +1,99 @@
+"""End to end: the real MiniLM fine-tuned on a small subset of real RTE writes a valid record; a rerun skips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from beft import records
+from beft.run import run, run_folder
+from tests.conftest import REPO
+
+SMALL = ("data.num_train=24", "trainer.args.num_train_epochs=1")
+MINILM_BV = 6 * 384 + 384 + 2 * 384 + 2  # six b_v vectors + pooler bias + 2-label head
+
+
+@pytest.fixture(scope="module")
+def bv_run(tmp_path_factory, data_dir):
+    """One real run through the CLI, as a user types it."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    cmd = [
+        sys.executable,
+        "-m",
+        "beft.train",
+        "model=minilm",
+        "task=rte",
+        "regime=low",
+        "bias=v",
+        *SMALL,
+        f"data.dir={data_dir}",
+        f"results_dir={tmp / 'runs'}",
+        f"data.cache_dir={tmp / 'cache'}",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp, cmd, proc
+
+
+@pytest.mark.slow
+def test_cli_run_writes_a_valid_record(bv_run):
+    tmp, _, proc = bv_run
+    folder = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / "seed=0"
+    record = json.loads((folder / "record.json").read_text())
+    assert record["status"] == "completed"
+    assert record["run"] == {
+        "name": "minilm/rte/low/beft-v/seed=0",
+        "model": "minilm",
+        "task": "rte",
+        "regime": "low",
+        "method": "beft",
+        "bias": "v",
+        "label": "beft-v",
+        "seed": 0,
+    }
+    assert record["params"]["trainable"] == MINILM_BV
+    assert record["params"]["total"] == 22_713_986
+    assert record["params"]["trainable_tensors"][-3:] == [
+        "bert.pooler.dense.bias",
+        "classifier.weight",
+        "classifier.bias",
+    ]
+    assert record["data"]["num_train"] == 24 and record["data"]["eval_rows"] == {"validation": 277}
+    assert [e["epoch"] for e in record["epochs"]] == [1]
+    assert 0.0 <= record["score"]["final"] <= 1.0 and record["score"]["metric"] == "accuracy"
+    assert record["score"]["final"] == record["epochs"][-1]["validation"]["accuracy"]
+    assert record["config"]["trainer"]["args"]["learning_rate"] == 1e-3
+    assert record["environment"]["packages"]["transformers"]
+    assert record["time"]["wall_s"] > 0 and record["memory"]["peak_rss_mb"] > 0
+    assert "record:" in proc.stdout and str(folder / "record.json") in proc.stdout
+    assert not (folder / "trainer").exists()
+
+
+@pytest.mark.slow
+def test_rerun_skips_the_completed_run(bv_run):
+    tmp, cmd, _ = bv_run
+    path = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / "seed=0" / "record.json"
+    before = path.read_text()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0
+    assert "skipping" in proc.stderr + proc.stdout
+    assert path.read_text() == before
+
+
+@pytest.mark.slow
+def test_runs_of_one_seed_are_paired_and_deterministic(bv_run, compose_cfg, data_dir):
+    """b_q on the same seed trains on the same subset; the same config twice gives identical metrics."""
+    tmp, _, _ = bv_run
+    bv = json.loads((tmp / "runs" / "minilm/rte/low/beft-v/seed=0" / "record.json").read_text())
+    cfg = compose_cfg("bias=q", *SMALL, f"data.dir={data_dir}")
+    bq = run(cfg)
+    assert bq["data"]["subset_sha256"] == bv["data"]["subset_sha256"]
+    assert bq["params"]["trainable"] == MINILM_BV
+    again = run(compose_cfg("bias=q", "force=true", *SMALL, f"data.dir={data_dir}"))
+    assert again["epochs"] == bq["epochs"]
+    other_seed = run(compose_cfg("bias=q", "seed=1", *SMALL, f"data.dir={data_dir}"))
+    assert other_seed["data"]["subset_sha256"] != bq["data"]["subset_sha256"]
+    assert records.is_completed(run_folder(cfg))
