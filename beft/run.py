@@ -106,6 +106,7 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
             "train_rows": len(splits["train"]),
             "num_train": len(indices),
             "subset_sha256": hashlib.sha256(json.dumps(indices).encode()).hexdigest(),
+            "subset_content_sha256": features.data_fingerprint(splits["train"].select(indices)),
             "eval_rows": {k: len(v) for k, v in eval_ds.items()},
         },
         "model_source": source,

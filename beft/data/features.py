@@ -22,7 +22,7 @@ PADDING_MODES = ("dynamic", "max_length")
 def data_fingerprint(ds: datasets.Dataset) -> str:
     """A content hash of a split (its Arrow table), independent of where it was loaded from."""
     sink = pa.BufferOutputStream()
-    table = ds.data.table
+    table = ds.with_format("arrow")[:]  # the rows as selected (respects .select())
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]

@@ -2,7 +2,8 @@
 
 Both paths give the same thing: a ``datasets.Dataset`` per split with the task's text fields and an integer (or
 float, for regression) ``label`` whose ids follow the hub's ClassLabel order. Local files are read in their stored
-order, which is the order the hub's datasets were built in, so regime subsets drawn from either are the same rows.
+order; the hub's GLUE/SuperGLUE builders read the same release files in order, so subsets drawn from either should be
+the same rows (not verifiable offline: records carry ``data.subset_content_sha256`` to compare).
 """
 
 from __future__ import annotations
