@@ -9,7 +9,7 @@ export BEFT_DATA_DIR ?= $(DATA_DIR)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean tables
 
 install: $(STAMP)
 
@@ -27,8 +27,17 @@ demo: install
 test: install
 	$(PYTHON) -m pytest
 
+# Step time and memory per method, end-to-end jobs per padding mode, per-job overhead: results/bench/<machine>.{json,md}
+bench: install
+	$(PYTHON) -m beft.bench
+
 lint: install
 	$(PYTHON) -m ruff check beft tests scripts
 
 clean:
 	rm -rf .make outputs multirun .pytest_cache
+
+# The paper's tables from the records in results/runs (MiniLM runs also against BERT-base's numbers).
+tables: install
+	$(PYTHON) -m beft.report.tables --results-dir results/runs --paper-dir results/paper --out results/tables \
+		--analogue minilm=bert-base-cased

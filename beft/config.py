@@ -1,14 +1,19 @@
 """Checks of a composed run config, done before any data or model is loaded.
 
-Hydra already rejects unknown group choices (``model=foo``) with the list of valid ones; this covers values.
+Hydra already rejects unknown group choices (``model=foo``) with the list of valid ones; this covers values, the
+regimes a task defines, model/task pairings, the data files (header and first row) and the model's bias targets (on a
+weightless skeleton of the model). Every message names the bad value and the valid choices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from beft.data import sources
 from beft.data.features import PADDING_MODES
@@ -24,8 +29,31 @@ def _positive(value, name: str, integer: bool = False) -> None:
         raise ConfigError(f"{name}={value!r} must be a positive {'integer' if integer else 'number'}")
 
 
+# What each model kind can run; a task's kind is classification, regression or (decoders, later) generation.
+MODEL_KINDS: dict[str, tuple[str, ...]] = {"encoder": ("classification", "regression")}
+TASK_KINDS = ("classification", "regression", "generation")
+
+
 def check(cfg: DictConfig) -> TaskSpec:
     """Raise ConfigError naming the bad value (and the valid choices); return the task spec."""
+    _check_regime(cfg)
+    try:
+        return _check(cfg)
+    except MissingMandatoryValue as err:  # a ``???`` left unset, e.g. a schedule value of a custom config
+        raise ConfigError(f"{err.full_key} has no value (???): set it on the command line") from None
+
+
+def _check_regime(cfg: DictConfig) -> None:
+    """The task defines the regime (conf/schedule/<task>/<regime>.yaml exists; Hydra treats it as optional)."""
+    valid = cfg.task.get("regimes")
+    if valid is not None and cfg.regime.name not in valid:
+        raise ConfigError(
+            f"regime={cfg.regime.name!r} is not defined for task={cfg.task.name!r}; valid regimes for "
+            f"{cfg.task.name}: {list(valid)}"
+        )
+
+
+def _check(cfg: DictConfig) -> TaskSpec:
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"seed={cfg.seed!r} must be an integer")
     args = cfg.trainer.args
@@ -50,8 +78,68 @@ def check(cfg: DictConfig) -> TaskSpec:
             f"task {task.name}: metrics {task.metrics} / main_metric {task.main_metric!r}; "
             f"valid metrics: {sorted(metrics.METRICS)}, and main_metric must be one of the task's metrics"
         )
+    if task.train_size is not None and cfg.data.num_train is not None and cfg.data.num_train > task.train_size:
+        raise ConfigError(
+            f"data.num_train={cfg.data.num_train} (regime={cfg.regime.name!r}) is larger than task {task.name}'s "
+            f"training split of {task.train_size} rows; valid: 1..{task.train_size}, or regime=all for the whole split"
+        )
+    _check_kinds(cfg.model, task)
     if cfg.data.dir is not None:
         for split in sources.required_splits(task):
-            sources.local_file(task, Path(cfg.data.dir), split)
-    loading.resolve_source(cfg.model)
+            sources.check_local_file(task, Path(cfg.data.dir), split)
+    check_bias_targets(
+        loading.encoder_skeleton(cfg.model, task),  # resolves the model folder first (ModelSourceError)
+        OmegaConf.to_container(cfg.method, resolve=True),
+        OmegaConf.to_container(cfg.bias, resolve=True),
+        cfg.model.name,
+    )
     return task
+
+
+def _check_kinds(model_cfg: Mapping[str, Any], task: TaskSpec) -> None:
+    """The model can run the task: an encoder trains a classification or regression head, it cannot generate."""
+    model_kind = model_cfg.get("kind", "encoder")
+    if model_kind not in MODEL_KINDS:
+        raise ConfigError(f"model.kind={model_kind!r} (model {model_cfg.get('name')}); valid: {list(MODEL_KINDS)}")
+    if task.task_kind not in TASK_KINDS:
+        raise ConfigError(f"task.kind={task.task_kind!r} (task {task.name}); valid: {list(TASK_KINDS)}")
+    if (task.task_kind == "regression") != task.is_regression:
+        raise ConfigError(
+            f"task {task.name}: kind {task.task_kind!r} does not match label_names={task.label_names} "
+            "(a regression task has label_names: null, a classification task lists its labels)"
+        )
+    if task.task_kind not in MODEL_KINDS[model_kind]:
+        raise ConfigError(
+            f"model {model_cfg.get('name')!r} is an {model_kind} and cannot run task {task.name!r} of kind "
+            f"{task.task_kind!r}; an {model_kind} runs {' or '.join(MODEL_KINDS[model_kind])} tasks"
+        )
+
+
+def check_bias_targets(model, method_cfg: Mapping[str, Any], bias_cfg: Mapping[str, Any], name: str) -> None:
+    """The model has every bias the method trains (checked on a weightless skeleton, before weights load).
+
+    Raises UnsupportedArchitectureError (no role map) or MissingBiasError naming the role and what to do instead.
+    """
+    targets.architecture_of(model)
+    kind = method_cfg["trainable"]
+    roles: list[str] | str = []
+    if kind in ("bias", "bias_reparam"):
+        roles = bias_cfg["roles"]
+    elif kind == "random" and method_cfg.get("budget") is None:
+        roles = list(method_cfg.get("budget_roles") or [])
+    if roles == "all" or kind == "all_biases":
+        if not targets.all_biases(model):
+            raise targets.MissingBiasError(
+                f"model {name!r} ({model.config.model_type}) has no bias terms at all, so method "
+                f"{method_cfg.get('name')!r} would train the task head only; use method=frozen for that, or a model "
+                "with biases (BERT, RoBERTa)"
+            )
+        return
+    for role in roles:
+        try:
+            targets.role_biases(model, role)
+        except targets.MissingBiasError as err:
+            raise targets.MissingBiasError(
+                f"model {name!r}: {err}. No option adds a bias to an encoder yet: choose a model whose attention "
+                f"projections have biases (BERT, RoBERTa) for bias={role}"
+            ) from None

@@ -1,7 +1,8 @@
 """One fine-tuning run: composed config in, result record out. Plain functions, testable without Hydra.
 
-check config -> skip if completed -> data (splits, regime subset, cached features) -> model + method -> Trainer ->
-record (written atomically; a failure writes a ``failed`` record with the reason, never a partial one).
+check config -> skip if completed -> lock the run folder -> data (splits, regime subset, cached features) -> model +
+method -> Trainer -> record (written atomically; a failure writes a ``failed`` record with the reason, never a partial
+one; an interruption writes none, so the same command redoes the run).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import resource
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from beft import config, records
+from beft import adapters, config, importance, records, tracking, variants
 from beft.data import features, regimes, sources
 from beft.data.tasks import TaskSpec
 from beft.models import loading, methods, targets
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def run_folder(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / cfg.run_name
+    return Path(cfg.results_dir) / f"{cfg.run_name}{variants.suffix(variants.current())}"
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -41,27 +43,61 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.force and records.is_completed(folder):
         log.info("skipping %s: completed record exists (force=true reruns it)", folder)
         return records.read_record(folder)
+    with records.run_lock(folder):  # RunLockedError when another live job runs it; released even on SIGKILL
+        if not cfg.force and records.is_completed(folder):  # that job finished between our check and the lock
+            log.info("skipping %s: completed record exists (force=true reruns it)", folder)
+            return records.read_record(folder)
+        return _run_locked(cfg, task, folder)
+
+
+def _run_locked(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
+    """Train and write the record: ``completed``, or ``failed`` with the reason. An interruption (SIGTERM, Ctrl-C,
+    submitit's requeue exit) writes none, like SIGKILL, so the same command redoes the run."""
     started, t0 = _now(), time.perf_counter()
-    record = _base_record(cfg, task)
+    record: dict[str, Any] | None = _base_record(cfg, task)
     try:
-        record.update(_train(cfg, task, folder))
+        with tracking.track(cfg, folder) as tracked:
+            record.update(_train(cfg, task, folder))
+            if tracked is not None:
+                tracked["summary"] = {"score": record["score"]["final"], "trainable": record["params"]["trainable"]}
+                record["tracking"] = dict(tracked)
         record["status"] = records.COMPLETED
     except Exception as err:
         record.update(status=records.FAILED, error=f"{type(err).__name__}: {err}")
         raise
+    except BaseException as err:
+        log.error("%s interrupted (%s): no record written; rerun the same command to redo it", folder, err or type(err))
+        record = None
+        raise
     finally:
-        record["time"] = {
-            "started": started,
-            "finished": _now(),
-            "wall_s": round(time.perf_counter() - t0, 3),
-        }
-        record["memory"] = _peak_memory()
-        records.write_record(folder, record)
         shutil.rmtree(folder / "trainer", ignore_errors=True)
+        if record is not None:
+            record["time"] = {
+                "started": started,
+                "finished": _now(),
+                "wall_s": round(time.perf_counter() - t0, 3),
+            }
+            record["memory"] = _peak_memory()
+            records.write_record(folder, record)
     return record
 
 
-def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
+@dataclass
+class Prepared:
+    """Everything a run needs before training: the data subset, its features, the model with its trainable set."""
+
+    splits: dict[str, Any]
+    indices: list[int]
+    model: Any
+    tokenizer: Any
+    source: str
+    trainable: methods.TrainableSet
+    train_ds: Any
+    eval_ds: dict[str, Any]
+
+
+def prepare(cfg: DictConfig, task: TaskSpec) -> Prepared:
+    """Load the splits, draw the regime subset, load the model (seeded head) and apply the method; tokenise (cached)."""
     splits = sources.load_splits(task, cfg.data.dir)
     indices = regimes.subset_indices(len(splits["train"]), cfg.data.num_train, cfg.seed)
 
@@ -78,6 +114,14 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
 
     train_ds = featurise(splits["train"]).select(indices)
     eval_ds = {key: featurise(splits[split]) for key, split in task.eval_splits.items()}
+    return Prepared(splits, indices, model, tokenizer, source, trainable, train_ds, eval_ds)
+
+
+def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
+    prep = prepare(cfg, task)
+    splits, indices, model, tokenizer, source = prep.splits, prep.indices, prep.model, prep.tokenizer, prep.source
+    trainable, train_ds, eval_ds = prep.trainable, prep.train_ds, prep.eval_ds
+    before = importance.snapshot(model, trainable.params)
     history, train_metrics = trainer.fit(
         model,
         tokenizer,
@@ -89,7 +133,9 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
         seed=cfg.seed,
         report_to=cfg.logger.report_to,
         run_name=cfg.run_name,
+        zero_grad_roles=_checked_roles(cfg, model),
     )
+    adapter = adapters.save_run_adapter(cfg, task, model, trainable.params, folder)
     total = methods.count_parameters(model)
     return {
         "score": _score(history, task),
@@ -100,6 +146,7 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
             "total": total,
             "percent": 100.0 * trainable.count() / total,
             "trainable_tensors": targets.parameter_names(model, trainable.params),
+            **trainable.info,  # bias PEFT: variant, reshape, per-layer count and the paper's Params/Saving
         },
         "data": {
             "source": cfg.data.dir or f"hub:{task.hub_path}/{task.hub_name}",
@@ -110,8 +157,19 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
             "eval_rows": {k: len(v) for k, v in eval_ds.items()},
         },
         "model_source": source,
+        "adapter": adapter,  # {"path", "bytes", ...}, or path None and the reason
         "train_runtime_s": train_metrics.get("train_runtime"),
+        "bias_change": importance.bias_change(before, model),
+        "warnings": train_metrics.get("warnings", []),  # e.g. a bias role with zero gradient (b_k, METHOD.md 4.1)
     }
+
+
+def _checked_roles(cfg: DictConfig, model) -> dict[str, list] | None:
+    """The bias roles a BEFT run trains directly (role -> bias tensors): checked for zero gradient on step one."""
+    roles = cfg.bias.roles
+    if cfg.method.trainable != "bias" or isinstance(roles, str):
+        return None
+    return {role: targets.role_biases(model, role) for role in roles}
 
 
 def _score(history: list[dict[str, Any]], task: TaskSpec) -> dict[str, Any]:
@@ -132,20 +190,32 @@ def _base_record(cfg: DictConfig, task: TaskSpec) -> dict[str, Any]:
             "task": task.name,
             "regime": cfg.regime.name,
             "method": cfg.method.name,
-            "bias": cfg.bias.name if cfg.method.trainable == "bias" else None,
+            "bias": cfg.bias.name if cfg.method.trainable in ("bias", "bias_reparam") else None,
             "label": cfg.method.label,
             "seed": cfg.seed,
+            "variant": variants.current(),
         },
-        "seeds": {
-            "seed": cfg.seed,
-            "subset": f"numpy.random.RandomState({cfg.seed}).permutation(train_rows)[:num_train]",
-            "torch_python_numpy": cfg.seed,
-            "trainer_shuffle": cfg.seed,
-        },
+        "seeds": _seeds(cfg),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "overrides": _overrides(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "environment": records.environment(),
+    }
+
+
+def _seeds(cfg: DictConfig) -> dict[str, Any]:
+    """Every random source of a run and the seed it draws from: one ``seed`` drives them all (records of one seed
+    are paired and a rerun is identical on CPU)."""
+    args = cfg.trainer.args
+    data_seed = args.get("data_seed")
+    return {
+        "seed": cfg.seed,
+        "subset": f"numpy.random.RandomState({cfg.seed}).permutation(train_rows)[:num_train]",
+        "torch_python_numpy": cfg.seed,  # transformers.set_seed before the model loads: the task head's init
+        "trainer": cfg.seed,  # TrainingArguments.seed: set_seed again when the Trainer is built (dropout)
+        "trainer_shuffle": cfg.seed if data_seed is None else data_seed,  # the Trainer's sampler (data_seed)
+        "method": cfg.seed if cfg.method.trainable in ("random", "bias_reparam") else None,  # mask / factor init
+        "full_determinism": bool(args.get("full_determinism", False)),
     }
 
 

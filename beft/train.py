@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from beft.errors import BeftError
+from beft import variants
+from beft.cli import guarded
 from beft.run import run, run_folder
 
 log = logging.getLogger("beft.train")
+variants.register_resolver()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
-        record = run(cfg)
-    except BeftError as err:
-        log.error("%s", err)
-        sys.exit(2)
+    record = guarded(run, cfg, log)
+    if record is None:
+        return None
     score = record["score"]
     print(
         f"\n{cfg.run_name}: {score['split']} {score['metric']} = {score['final']:.4f} (final epoch; "

@@ -13,6 +13,8 @@ from beft.run import run, run_folder
 from tests.conftest import REPO
 
 SMALL = ("data.num_train=24", "trainer.args.num_train_epochs=1")
+# hyperparameter overrides make a variant: its own folder, never mistaken for the paper's run (beft/variants.py)
+VARIANT = "seed=0__data.num_train=24,trainer.args.num_train_epochs=1"
 MINILM_BV = 6 * 384 + 384 + 2 * 384 + 2  # six b_v vectors + pooler bias + 2-label head
 
 
@@ -41,7 +43,7 @@ def bv_run(tmp_path_factory, data_dir):
 @pytest.mark.slow
 def test_cli_run_writes_a_valid_record(bv_run):
     tmp, _, proc = bv_run
-    folder = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / "seed=0"
+    folder = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / VARIANT
     record = json.loads((folder / "record.json").read_text())
     assert record["status"] == "completed"
     assert record["run"] == {
@@ -53,6 +55,7 @@ def test_cli_run_writes_a_valid_record(bv_run):
         "bias": "v",
         "label": "beft-v",
         "seed": 0,
+        "variant": "data.num_train=24,trainer.args.num_train_epochs=1",
     }
     assert record["params"]["trainable"] == MINILM_BV
     assert record["params"]["total"] == 22_713_986
@@ -75,7 +78,7 @@ def test_cli_run_writes_a_valid_record(bv_run):
 @pytest.mark.slow
 def test_rerun_skips_the_completed_run(bv_run):
     tmp, cmd, _ = bv_run
-    path = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / "seed=0" / "record.json"
+    path = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / VARIANT / "record.json"
     before = path.read_text()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
@@ -87,13 +90,18 @@ def test_rerun_skips_the_completed_run(bv_run):
 def test_runs_of_one_seed_are_paired_and_deterministic(bv_run, compose_cfg, data_dir):
     """b_q on the same seed trains on the same subset; the same config twice gives identical metrics."""
     tmp, _, _ = bv_run
-    bv = json.loads((tmp / "runs" / "minilm/rte/low/beft-v/seed=0" / "record.json").read_text())
+    bv = json.loads((tmp / "runs" / "minilm/rte/low/beft-v" / VARIANT / "record.json").read_text())
     cfg = compose_cfg("bias=q", *SMALL, f"data.dir={data_dir}")
     bq = run(cfg)
     assert bq["data"]["subset_sha256"] == bv["data"]["subset_sha256"]
     assert bq["params"]["trainable"] == MINILM_BV
     again = run(compose_cfg("bias=q", "force=true", *SMALL, f"data.dir={data_dir}"))
-    assert again["epochs"] == bq["epochs"]
+    assert again["epochs"] == bq["epochs"] and again["data"] == bq["data"]  # same metrics, same training subset
+    sources = {"seed", "torch_python_numpy", "trainer", "trainer_shuffle"}  # every random source and its seed
+    assert {k: bq["seeds"][k] for k in sources} == dict.fromkeys(sources, 0) and bq["seeds"]["method"] is None
+    assert bq["seeds"]["subset"] == "numpy.random.RandomState(0).permutation(train_rows)[:num_train]"
     other_seed = run(compose_cfg("bias=q", "seed=1", *SMALL, f"data.dir={data_dir}"))
     assert other_seed["data"]["subset_sha256"] != bq["data"]["subset_sha256"]
+    assert other_seed["epochs"][0]["train_loss"] != bq["epochs"][0]["train_loss"]
+    assert {k: other_seed["seeds"][k] for k in sources} == dict.fromkeys(sources, 1)
     assert records.is_completed(run_folder(cfg))

@@ -56,7 +56,11 @@ def tokenize(
     features = _tokenize(ds, text_fields, tokenizer, max_length, padding)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
-    features.save_to_disk(str(tmp))
+    try:
+        features.save_to_disk(str(tmp))
+    except BaseException:  # a full disk, SIGTERM, Ctrl-C: leave no half-written temporary behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.rename(tmp, target)  # atomic: a concurrent run sees either no cache or a complete one
     except OSError:  # another run finished first

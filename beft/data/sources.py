@@ -8,6 +8,7 @@ the same rows (not verifiable offline: records carry ``data.subset_content_sha25
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -46,9 +47,38 @@ def local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
     return path
 
 
-def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dataset:
+def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
+    """The split's file exists, and its header and first row have the task's columns and a valid label.
+
+    Reads one row, so a wrong file (another task's, a different release) is named before any data or model loads.
+    """
     path = local_file(task, data_dir, split)
-    rows = _read_jsonl(path) if task.local.format == "jsonl" else _read_tsv(path, task.local.columns)
+    if task.local.format == "tsv" and task.local.columns is None:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), None)
+        if header is None:
+            raise DataError(f"{path} is empty")
+        for fld in [*task.text_fields, "label"]:
+            if task.local.fields[fld] not in header:
+                raise DataError(
+                    f"{path}, line 1 (header): column {task.local.fields[fld]!r} (field {fld!r}) is missing; "
+                    f"found {header}"
+                )
+    rows = read_jsonl(path) if task.local.format == "jsonl" else read_tsv(path, task.local.columns)
+    with contextlib.closing(rows):
+        first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path} has no data rows")
+    line, row = first
+    for fld in task.text_fields:
+        _field(row, task, fld, path, line)
+    _label(_field(row, task, "label", path, line), task, path, line)
+    return path
+
+
+def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dataset:
+    path = check_local_file(task, data_dir, split)
+    rows = read_jsonl(path) if task.local.format == "jsonl" else read_tsv(path, task.local.columns)
     columns: dict[str, list] = {f: [] for f in [*task.text_fields, "label"]}
     for line, row in rows:
         for fld in task.text_fields:
@@ -67,7 +97,7 @@ def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dat
     return datasets.Dataset.from_dict(columns, features=features)
 
 
-def _read_tsv(path: Path, columns: list[str] | None):
+def read_tsv(path: Path, columns: list[str] | None = None):
     """Rows of an original GLUE TSV as (line number, dict). QUOTE_NONE: the files contain bare double quotes."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -87,7 +117,7 @@ def _read_tsv(path: Path, columns: list[str] | None):
             yield reader.line_num, dict(zip(header, row, strict=True))
 
 
-def _read_jsonl(path: Path):
+def read_jsonl(path: Path):
     with path.open(encoding="utf-8") as fh:
         for line_num, line in enumerate(fh, start=1):
             if not line.strip():

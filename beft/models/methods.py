@@ -12,15 +12,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from beft.models import targets
+from beft.models import reparam, targets
 
 
 @dataclass
 class TrainableSet:
-    """What a method made trainable. ``masks`` holds entry masks of partially trained tensors (rand_uniform)."""
+    """What a method made trainable. ``masks`` holds entry masks of partially trained tensors (rand_uniform);
+    ``info`` is extra, JSON-able detail for the record's ``params`` (bias PEFT: variant, shape, the paper's Params)."""
 
     params: list[nn.Parameter]
     masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
 
     def count(self) -> int:
         return sum(int(self.masks[id(p)].sum()) if id(p) in self.masks else p.numel() for p in self.params)
@@ -69,6 +71,15 @@ def _bias(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 @method("all_biases")
 def _all_biases(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
     return TrainableSet(_with_head(model, targets.all_biases(model), method_cfg))
+
+
+@method("bias_reparam")
+def _bias_reparam(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """PEFT on the bias vector (METHOD.md 5): the bias of ``bias.roles`` in every layer is re-parametrised by
+    ``method.variant`` (beft.models.reparam); its factors train, the pre-trained bias stays frozen."""
+    variants, info = reparam.from_config(model, method_cfg, bias_cfg["roles"], seed)
+    factors = [p for v in variants for p in v.parameters()]
+    return TrainableSet(_with_head(model, factors, method_cfg), info={"bias_peft": info})
 
 
 @method("all")

@@ -6,13 +6,16 @@ wires the task's metrics, the collator and the per-epoch history into the Traine
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
+import torch
+from torch import nn
 from transformers import (
     DataCollatorWithPadding,
     EvalPrediction,
@@ -24,9 +27,33 @@ from transformers import (
 from beft.data.tasks import TaskSpec
 from beft.training import metrics
 
+log = logging.getLogger(__name__)
+
+# |sum of a bias's per-token gradients| / sum of their magnitudes at or below this = a gradient that is zero up to
+# rounding. Measured on MiniLM and tiny BERT: b_k ~1e-8 in fp32 and ~5e-4 under bf16 autocast; b_q/b_v/b_o 0.3-0.95.
+ZERO_GRADIENT_RTOL = 3e-3
+
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class FiniteLossTrainer(Trainer):
+    """Stops at the first NaN/inf training loss, before the optimizer applies its gradients.
+
+    The Trainer's ``logging_nan_inf_filter`` (on by default) replaces a non-finite step loss by the running mean in
+    the logged loss, so a check at logging alone would miss a diverged run and report metrics of a broken model.
+    """
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        loss = super().training_step(*args, **kwargs)
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"training loss became {loss.float().mean().item()} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch or 0:.2f}): the run diverged; try a lower trainer.args.learning_rate "
+                f"(now {self.args.learning_rate:g})"
+            )
+        return loss
 
 
 class EpochHistory(TrainerCallback):
@@ -52,6 +79,12 @@ class EpochHistory(TrainerCallback):
             found = {k[len(prefix) :]: v for k, v in (metrics or {}).items() if k.startswith(prefix)}
             if found:
                 keep = {k: float(v) for k, v in found.items() if not k.endswith(("runtime", "per_second"))}
+                bad = {k: v for k, v in keep.items() if not math.isfinite(v)}
+                if bad:  # a diverged model (inf/NaN logits) still gets an accuracy: never record it
+                    raise NonFiniteLossError(
+                        f"evaluation on {key} after epoch {state.epoch or 0:.2f} gave non-finite {bad}: the model "
+                        f"diverged; try a lower trainer.args.learning_rate (now {args.learning_rate:g})"
+                    )
                 self._entry(state.epoch)[key] = keep
 
     def history(self) -> list[dict[str, Any]]:
@@ -66,6 +99,69 @@ def compute_metrics_fn(task: TaskSpec):
     return compute
 
 
+class ZeroGradientCheck(TrainerCallback):
+    """On the first optimizer step, warns about each trained bias role whose gradient is zero up to rounding.
+
+    b_k gets exactly zero gradient in BERT, RoBERTa and OPT: it adds the same q·b_k to every logit of a query's row,
+    and softmax ignores such shifts (METHOD.md 4.1). A run that trains it moves only the head, so this is said after
+    one step instead of after the epochs. Floating point leaves a tiny non-zero gradient, so "zero" is judged without
+    a scale: a bias's gradient is the sum over tokens of its module's output gradient, and the check compares
+    |sum| with the sum of the terms' magnitudes (hooks on the modules, first step only).
+    """
+
+    def __init__(self, role_params: Mapping[str, Sequence[nn.Parameter]], rtol: float = ZERO_GRADIENT_RTOL) -> None:
+        self.role_params = {role: list(params) for role, params in role_params.items()}
+        self.rtol = rtol
+        self.ratios: dict[str, float] = {}
+        self.warnings: list[str] = []
+        self._sums: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self._handles: list[Any] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        for role, params in self.role_params.items():
+            ids = {id(p) for p in params}
+            for module in model.modules():
+                if id(getattr(module, "bias", None)) in ids:
+                    self._handles.append(module.register_forward_hook(self._forward_hook(role, id(module))))
+
+    def _forward_hook(self, role: str, key: int):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.requires_grad:
+                output.register_hook(lambda grad: self._accumulate(role, key, grad))
+
+        return hook
+
+    def _accumulate(self, role: str, key: int, grad: torch.Tensor) -> None:
+        g = grad.detach().reshape(-1, grad.shape[-1]).double()
+        total = self._sums.setdefault((role, key), [0.0, 0.0])
+        total[0] = total[0] + g.sum(0).cpu()
+        total[1] = total[1] + g.abs().sum(0).cpu()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if not self._handles:
+            return
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        for role in self.role_params:
+            sums = [v for (r, _), v in self._sums.items() if r == role]
+            if not sums:  # no gradient reached the role's modules at all
+                continue
+            magnitude = float(sum(m.sum() for _, m in sums))
+            ratio = float(sum(s.abs().sum() for s, _ in sums)) / magnitude if magnitude > 0 else 0.0
+            self.ratios[role] = ratio
+            if ratio <= self.rtol:
+                message = (
+                    f"b_{role} gets zero gradient (up to rounding: |sum| / sum of magnitudes = {ratio:.1e} at the "
+                    f"first step): training it cannot change the model's output, only the other trained parameters "
+                    f"(head, pooler bias) move. For b_k this is softmax's shift invariance: q·b_k is added to every "
+                    f"logit of a query's row (METHOD.md 4.1)."
+                )
+                log.warning(message)
+                self.warnings.append(message)
+        self._sums.clear()
+
+
 def fit(
     model,
     tokenizer,
@@ -77,17 +173,30 @@ def fit(
     seed: int,
     report_to: str | list[str] = "none",
     run_name: str | None = None,
+    zero_grad_roles: Mapping[str, Sequence[nn.Parameter]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics)."""
+    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``).
+
+    ``zero_grad_roles`` (role -> its bias tensors) are checked on the first step for a gradient that is zero
+    (``ZeroGradientCheck``); not under ``torch_compile``, where the check's hooks would force recompilation.
+    """
+    kwargs = dict(trainer_args)
+    if not torch.accelerator.is_available():
+        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; on a CPU it only warns
+    if torch.cuda.is_available():
+        # cuDNN's attention builds a plan for every new sequence length (~0.2 s each on an H100 under bf16), i.e. for
+        # most batches with dynamic padding; flash / memory-efficient attention need none and are as fast here.
+        torch.backends.cuda.enable_cudnn_sdp(False)
     args = TrainingArguments(
         output_dir=str(output_dir),
         seed=seed,
         report_to=report_to,
         run_name=run_name,
-        **dict(trainer_args),
+        **kwargs,
     )
     history = EpochHistory(list(eval_datasets))
-    trainer = Trainer(
+    check = ZeroGradientCheck(zero_grad_roles) if zero_grad_roles and not args.torch_compile else None
+    trainer = FiniteLossTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -95,7 +204,7 @@ def fit(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(task),
-        callbacks=[history],
+        callbacks=[history, *([check] if check else [])],
     )
     result = trainer.train()
-    return history.history(), dict(result.metrics)
+    return history.history(), {**result.metrics, "warnings": check.warnings if check else []}

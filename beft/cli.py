@@ -1,0 +1,57 @@
+"""What every Hydra entry point does with failures, so a typo or one bad job never costs a whole sweep.
+
+Single run: bad input (``BeftError``) -> a one-line message and exit code 2; a NaN/inf loss -> a one-line message
+and exit code 1 (the record says failed); SIGTERM -> no record, exit code 143; a run another live job holds -> skipped;
+other errors propagate.
+Sweep (``-m``): any failure is logged and the sweep goes on with the next job; the failed job's record says why,
+and a rerun of the sweep redoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from beft import faults
+from beft.errors import BeftError
+from beft.records import RunLockedError
+from beft.training.trainer import NonFiniteLossError
+
+T = TypeVar("T")
+
+
+def in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger) -> T | None:
+    try:
+        with faults.terminate_as_exception():  # SIGTERM -> Terminated: no record, exit 143 (beft/faults.py)
+            return fn(cfg)
+    except RunLockedError as err:  # another live job runs it and will write its record
+        log.warning("skipping: %s", err)
+        return None
+    except faults.Terminated as err:
+        log.error("%s: stopped without writing a record; rerun the same command (or requeue) to redo the run", err)
+        sys.exit(faults.EXIT_CODE)
+    except NonFiniteLossError as err:
+        log.error("%s (the run's record says status failed)", err)
+        if in_sweep():
+            return None
+        sys.exit(1)
+    except BeftError as err:
+        log.error("%s", err)
+        if in_sweep():
+            return None
+        sys.exit(2)
+    except Exception:
+        if not in_sweep():
+            raise
+        log.exception("this job failed; the sweep goes on (rerun the sweep to redo it)")
+        return None

@@ -1,0 +1,1 @@
+"""Reports derived from records: plots (and, later, tables and statistics)."""

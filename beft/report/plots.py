@@ -1,0 +1,104 @@
+"""Figures drawn from records: importance heat-maps (paper Fig. 2/4 style) and the across-regimes figure (Fig. 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROLE_LABELS = {"q": "b_q", "k": "b_k", "v": "b_v", "o": "b_o (m1)", "ln1": "LN1", "m2": "m2", "m3": "m3", "ln2": "LN2"}
+TITLES = {"angle": "Magnitude + angle (ours)", "magnitude": "Magnitude", "fisher": "Empirical Fisher"}
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def heatmap(summary: Mapping[str, Any], approach: str, title: str, path: str | Path) -> Path:
+    """Bias kinds x layers with an "Avg." column, one approach (a ``importance.summarise`` result)."""
+    roles = [r for r in ROLE_LABELS if r in summary["per_layer"]] + [
+        r for r in summary["per_layer"] if r not in ROLE_LABELS
+    ]
+    values = np.array([summary["per_layer"][r] + [summary["mean"][r]] for r in roles])
+    layers = values.shape[1] - 1
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * (layers + 1), 0.9 + 0.45 * len(roles)))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(layers + 1), [str(i) for i in range(layers)] + ["Avg."])
+    ax.set_yticks(range(len(roles)), [ROLE_LABELS.get(r, r) for r in roles])
+    ax.axvline(layers - 0.5, color="white", linewidth=2)
+    fmt = "{:.1e}" if approach == "fisher" else "{:.3f}"
+    bright = values > values.min() + 0.6 * (values.max() - values.min())
+    for i in range(len(roles)):
+        for j in range(layers + 1):
+            color = "black" if bright[i, j] else "white"
+            ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=6.5, color=color)
+    ax.set_xlabel("layer")
+    target = summary.get("target")
+    suffix = f"  (target: b_{target})" if target else ""
+    ax.set_title(f"{TITLES.get(approach, approach)}: {title}{suffix}", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return _save(fig, path)
+
+
+def regimes_figure(
+    regimes: Sequence[str],
+    importance: Mapping[str, Mapping[str, Mapping[str, float]]],
+    scores: Mapping[str, Mapping[str, float]],
+    metric: str,
+    title: str,
+    missing: Sequence[str],
+    path: str | Path,
+) -> Path:
+    """Fig. 4: per approach, the mean importance of b_v/b_q/b_k per regime; last panel, the score of fine-tuning each.
+
+    ``importance[approach][regime][role]`` and ``scores[regime][role]``; absent values are drawn as gaps.
+    """
+    roles = ["v", "q", "k"]
+    panels = [*TITLES, "score"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0))
+    x = np.arange(len(regimes))
+    width = 0.26
+    for ax, panel in zip(axes, panels, strict=True):
+        source = scores if panel == "score" else importance.get(panel, {})
+        for k, role in enumerate(roles):
+            vals = [source.get(regime, {}).get(role, np.nan) for regime in regimes]
+            ax.bar(x + (k - 1) * width, vals, width, label=f"b_{role}")
+        ax.set_xticks(x, regimes)
+        ax.set_title(f"{metric} of fine-tuning" if panel == "score" else TITLES[panel], fontsize=9)
+        if panel == "fisher":
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    axes[0].legend(fontsize=8)
+    note = f"\nmissing: {', '.join(missing)}" if missing else ""
+    fig.suptitle(title + note, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def table_bars(table, title: str, path: str | Path) -> Path:
+    """One paper table as bars: ours (mean +- std over seeds) beside the paper's value, per row."""
+    rows = zip(table["task"], table["regime"], table["bias"], table["method"], strict=True)
+    labels = [f"{t} {r}\n{m if str(b) in ('n/a', 'nan') else b}" for t, r, b, m in rows]
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(table) + 1.5), 3.2))
+    paper_err = [float(s) if str(s) not in ("", "nan") else 0.0 for s in table["paper_std"]]
+    ours = [np.nan if v is None else v for v in table["ours"]]
+    ours_err = [0.0 if s is None or np.isnan(s) else s for s in table["ours_std"].astype(float)]
+    ax.bar(x - 0.2, table["paper"].astype(float), 0.4, yerr=paper_err, label="paper", color="#bbbbbb", capsize=2)
+    ax.bar(x + 0.2, ours, 0.4, yerr=ours_err, label="ours", color="#3b75af", capsize=2)
+    ax.set_xticks(x, labels, fontsize=6, rotation=90)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

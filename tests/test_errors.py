@@ -1,0 +1,207 @@
+"""Bad input is rejected before any model or data is loaded, with a message naming the bad value and the valid choices.
+
+One test per kind of mistake a sweep meets: unknown group choices (Hydra lists the valid ones), values, a regime the
+task does not define or cannot fill, a bias the model lacks, a model/task pairing that cannot work, broken data files
+(named with the line) and model folders. Every entry point (train, rank, bench) reports them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from omegaconf import OmegaConf
+from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+from beft import bench, config, rank
+from beft.cli import guarded
+from beft.errors import BeftError, DataError
+from beft.models import loading
+from beft.run import run
+from tests.conftest import CONF_DIR, REPO
+from tests.models.tiny import tiny_llama
+
+TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> Path:
+    """A tiny LLaMA saved as a local model folder: attention projections without biases."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_llama().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def rte_copy(tmp_path, data_dir) -> Path:
+    """A data folder holding a copy of the real RTE files, to break one of them."""
+    folder = tmp_path / "data"
+    shutil.copytree(data_dir / "glue" / "RTE", folder / "glue" / "RTE")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("override", "message", "a_valid_choice"),
+    [
+        ("model=bert_huge", "Could not find 'model/bert_huge'", "minilm"),
+        ("task=rte2", "Could not find 'task/rte2'", "rte"),
+        ("regime=tiny", "Could not find 'regime/tiny'", "medium"),
+        ("bias=z", "Could not find 'bias/z'", "v"),
+        ("method=lora", "Could not find 'method/lora'", "bitfit"),
+        ("hydra/launcher=slurmm", "Could not find 'hydra/launcher/slurmm'", "slurm"),
+    ],
+)
+def test_unknown_group_choice_lists_the_valid_ones(compose_cfg, override, message, a_valid_choice):
+    with pytest.raises(MissingConfigException, match=message) as err:
+        compose_cfg(override)
+    assert "Available options" in str(err.value) and f"\t{a_valid_choice}\n" in str(err.value)
+
+
+BAD_VALUES = {
+    # a regime the task has no schedule for (the paper gives CB and WiC only low and all)
+    "task=cb regime=medium": r"regime='medium' is not defined for task='cb'; valid regimes for cb: \['low', 'all'\]",
+    # a regime larger than the task's training split
+    "task=cb data.num_train=300": r"data.num_train=300 \(regime='low'\) is larger than task cb's training split of "
+    r"250 rows; valid: 1..250",
+    "trainer.args.learning_rate=-0.001": r"trainer.args.learning_rate=-0.001 must be a positive number",
+    "trainer.args.num_train_epochs=0": r"trainer.args.num_train_epochs=0 must be a positive number",
+    "trainer.args.per_device_train_batch_size=-4": r"per_device_train_batch_size=-4 must be a positive integer",
+    "seed=1.5": r"seed=1.5 must be an integer",
+    "data.num_train=0": r"data.num_train=0 must be a positive integer",
+    # a model/task pairing that cannot work: an encoder has no generation head
+    "task.kind=generation": r"model 'minilm' is an encoder and cannot run task 'rte' of kind 'generation'; an "
+    r"encoder runs classification or regression tasks",
+    "task.kind=ranking": r"task.kind='ranking' \(task rte\); valid: \['classification', 'regression', 'generation'\]",
+    "model.kind=decoder": r"model.kind='decoder' \(model minilm\); valid: \['encoder'\]",
+    "task=stsb task.kind=classification": r"task stsb: kind 'classification' does not match label_names=None",
+}
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES.items(), ids=list(BAD_VALUES))
+def test_bad_value_is_rejected_naming_it(compose_cfg, overrides, message):
+    with pytest.raises(BeftError, match=message):
+        config.check(compose_cfg(*overrides.split()))
+
+
+def test_every_task_declares_the_regimes_it_has_a_schedule_for():
+    """The regime check reads task.regimes: it must list exactly the schedules of conf/schedule/<task>/."""
+    for task in TASKS:
+        declared = OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml").regimes
+        assert sorted(declared) == sorted(p.stem for p in (CONF_DIR / "schedule" / task).glob("*.yaml")), task
+
+
+def test_bias_the_model_lacks_is_named_before_weights_load(compose_cfg, llama_dir, monkeypatch):
+    monkeypatch.setattr(loading, "load_encoder", _must_not_load)
+    with pytest.raises(BeftError, match=r"llama has no q bias in its attention layers.*No option adds a bias") as err:
+        config.check(compose_cfg("bias=q", f"model.path={llama_dir}"))
+    assert "choose a model whose attention projections have biases (BERT, RoBERTa) for bias=q" in str(err.value)
+
+
+def test_bitfit_on_a_model_without_any_bias(compose_cfg, llama_dir):
+    with pytest.raises(BeftError, match=r"\(llama\) has no bias terms at all, so method 'bitfit' would train the task"):
+        config.check(compose_cfg("method=bitfit", f"model.path={llama_dir}"))
+
+
+def test_architecture_without_a_role_map(compose_cfg, tmp_path):
+    folder = tmp_path / "distilbert"
+    DistilBertForSequenceClassification(
+        DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32)
+    ).save_pretrained(folder)
+    with pytest.raises(BeftError, match=r"model type 'distilbert' has no role map; supported: \['bert', 'gptj'"):
+        config.check(compose_cfg(f"model.path={folder}"))
+
+
+def test_local_model_folder_without_weights(compose_cfg, llama_dir, tmp_path):
+    folder = tmp_path / "no-weights"
+    folder.mkdir()
+    shutil.copy(llama_dir / "config.json", folder)
+    with pytest.raises(BeftError, match=rf"model.path='{folder}': {folder} has no weights \(expected one of model"):
+        config.check(compose_cfg(f"model.path={folder}"))
+
+
+def test_hub_model_out_of_reach(compose_cfg):
+    """Offline, a hub id that is not cached fails at the config, before data or weights, saying what to do."""
+    with pytest.raises(BeftError, match=r"cannot read the config of 'beft-tests/no-such-model'.*set model.path"):
+        config.check(compose_cfg("model=bert_base", "model.hub_id=beft-tests/no-such-model"))
+
+
+def test_data_folder_from_the_environment_that_is_missing(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("BEFT_DATA_DIR", str(tmp_path / "gone"))
+    with pytest.raises(DataError, match=rf"data.dir '{tmp_path / 'gone'}' is not a folder \(set data.dir or BEFT_DATA"):
+        config.check(compose_cfg())
+
+
+def test_task_files_missing_from_the_data_folder(compose_cfg, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"task 'rte': .*glue/RTE/train.tsv is missing"):
+        config.check(compose_cfg(f"data.dir={tmp_path / 'empty'}"))
+
+
+def test_data_file_with_wrong_columns_names_file_and_line(compose_cfg, rte_copy):
+    path = rte_copy / "glue" / "RTE" / "dev.tsv"
+    path.write_text(path.read_text().replace("sentence1\t", "premise\t", 1))
+    with pytest.raises(DataError, match=rf"{path}, line 1 \(header\): column 'sentence1' .* is missing; found"):
+        config.check(compose_cfg(f"data.dir={rte_copy}"))
+
+
+def test_data_file_with_a_bad_label_names_file_and_line(compose_cfg, rte_copy):
+    path = rte_copy / "glue" / "RTE" / "train.tsv"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace("\tnot_entailment\n", "\tmaybe\n")
+    path.write_text("".join(lines))
+    with pytest.raises(DataError, match=rf"{path}, line 2: label 'maybe' is not one of \['entailment'"):
+        config.check(compose_cfg(f"data.dir={rte_copy}"))
+
+
+def test_unparseable_row_stops_the_run_before_the_model_loads(compose_cfg, data_dir, tmp_path, monkeypatch):
+    """A broken row deep in a file is found when the data loads, which comes before the model."""
+    folder = tmp_path / "data" / "super_glue" / "CB"
+    shutil.copytree(data_dir / "super_glue" / "CB", folder)
+    lines = (folder / "val.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2][: len(lines[2]) // 2] + "\n"  # line 3 cut in half
+    (folder / "val.jsonl").write_text("".join(lines))
+    monkeypatch.setattr(loading, "load_encoder", _must_not_load)
+    with pytest.raises(DataError, match=rf"{folder / 'val.jsonl'}, line 3: not valid JSON"):
+        run(compose_cfg("task=cb", f"data.dir={tmp_path / 'data'}"))
+
+
+def test_rank_and_bench_report_bad_input_in_one_line(compose_cfg, tmp_path, caplog, capsys):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("rank", overrides=[f"results_dir={tmp_path}", "task=wic", "regime=high"])
+    with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
+        guarded(rank.rank, cfg, logging.getLogger("beft.rank"))
+    assert exit_.value.code == 2
+    assert "regime='high' is not defined for task='wic'; valid regimes for wic: ['low', 'all']" in caplog.text
+    assert not list(tmp_path.rglob("*.json"))
+    with pytest.raises(SystemExit) as exit_:
+        bench.cli(["--skip-e2e", "trainer.args.learning_rate=0"])
+    assert exit_.value.code == 2
+    assert "beft.bench: trainer.args.learning_rate=0 must be a positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        bench.cli(["--skip-e2e", "model=bert_huge"])
+    assert exit_.value.code == 2 and "Could not find 'model/bert_huge'" in capsys.readouterr().err
+
+
+def test_cli_names_the_regimes_a_task_has(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "beft.train", "task=cb", "regime=medium", f"results_dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        "regime='medium' is not defined for task='cb'; valid regimes for cb: ['low', 'all']"
+        in proc.stdout + proc.stderr
+    )
+    assert not list(tmp_path.rglob("record.json"))
+
+
+def _must_not_load(*args, **kwargs):
+    raise AssertionError("the model was loaded although the input is bad")
