@@ -24,15 +24,21 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PYTHON) -m beft.train
 
+# The SLURM tests (tests/test_slurm.py) need a cluster: a one-node one is started for them (root, the packages
+# slurm-wlm and munge: `scripts/slurm_local.sh install`) and stopped afterwards, unless one was up already.
 test: install
-	$(PYTHON) -m pytest
+	@up=0; scripts/slurm_local.sh status >/dev/null 2>&1 && up=1; \
+	[ $$up = 1 ] || scripts/slurm_local.sh start || echo "make test: no SLURM cluster; the slurm tests will fail"; \
+	$(PYTHON) -m pytest; rc=$$?; \
+	[ $$up = 1 ] || scripts/slurm_local.sh stop; \
+	exit $$rc
 
 # Step time and memory per method, end-to-end jobs per padding mode, per-job overhead: results/bench/<machine>.{json,md}
 bench: install
 	$(PYTHON) -m beft.bench
 
 lint: install
-	$(PYTHON) -m ruff check beft tests scripts
+	$(PYTHON) -m ruff check beft hydra_plugins tests scripts
 
 clean:
 	rm -rf .make outputs multirun .pytest_cache

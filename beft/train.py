@@ -7,16 +7,20 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from beft import variants
-from beft.cli import guarded
-from beft.run import run, run_folder
+from beft import launchers, variants
 
 log = logging.getLogger("beft.train")
 variants.register_resolver()
+launchers.quiet_schema_matching()  # conf/hydra/launcher/submitit_local.yaml (beft/launchers.py)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # imported here, by the job: a sweep's launching process (which submits jobs, or skips finished ones) never
+    # loads torch and transformers, so a rerun of a finished sweep takes a second
+    from beft.cli import guarded
+    from beft.run import run, run_folder
+
     record = guarded(run, cfg, log)
     if record is None:
         return None
