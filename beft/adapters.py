@@ -69,6 +69,8 @@ def adapter_spec(model: nn.Module, trained: Iterable[nn.Parameter] | None = None
     """
     trained = list(trained) if trained is not None else [p for p in model.parameters() if p.requires_grad]
     trained_ids = {id(p) for p in trained}
+    if trained_ids - {id(p) for p in model.parameters()}:
+        raise AdapterError("parameters outside the model were trained (prefix tuning's prefixes): no bias adapter")
     module_names = dict(model.named_modules())
     arch = targets.architecture_of(model)
     head = [name for name in arch.head if name in module_names]
@@ -229,7 +231,7 @@ def save_run_adapter(
     except AdapterError as err:
         return {"path": None, "bytes": None, "reason": f"method {method} has no bias adapter: {err}"}
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    pretrained, _, source = loading.load_encoder(model_cfg, task)
+    pretrained, _, source = loading.load_model(model_cfg, task)
     meta = {
         "run": cfg.run_name,
         "method": method,
@@ -283,8 +285,8 @@ def load_base(adapter_dir: str | Path, base: str | None = None):
     model_cfg = dict(meta["model"])
     if base is not None:
         model_cfg = {"path": base} if Path(base).is_dir() else {"path": None, "package": None, "hub_id": base}
-    task = TaskSpec.from_config(meta["task"])
-    model, tokenizer, _ = loading.load_encoder(model_cfg, task)
+    task = TaskSpec.from_config(meta["task"], pipeline=meta["model"].get("kind", "encoder"))
+    model, tokenizer, _ = loading.load_model(model_cfg, task)
     return model, tokenizer, task
 
 

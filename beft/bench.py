@@ -71,7 +71,7 @@ TARGETS = (
     ("sst2_dynamic_speedup", "SST-2 low job, fixed-128 time / dynamic time", 2.0, ">="),
     ("warm_overhead_fraction", "per-job overhead (warm cache) / RTE-low job", 0.10, "<="),
 )
-FULL_EPOCHS = {"rte": 30, "sst2": 16}  # the low regime's schedule (conf/schedule/<task>/low.yaml), for estimates
+FULL_EPOCHS = {"rte": 30, "sst2": 16}  # low-regime epochs (conf/schedule/encoder/<task>/low.yaml), for estimates
 
 
 class BenchError(RuntimeError):

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from beft.data import sources
+from beft.data import prompts, sources
 from beft.data.features import PADDING_MODES
 from beft.data.tasks import TaskSpec
 from beft.errors import ConfigError
@@ -29,31 +29,45 @@ def _positive(value, name: str, integer: bool = False) -> None:
         raise ConfigError(f"{name}={value!r} must be a positive {'integer' if integer else 'number'}")
 
 
-# What each model kind can run; a task's kind is classification, regression or (decoders, later) generation.
-MODEL_KINDS: dict[str, tuple[str, ...]] = {"encoder": ("classification", "regression")}
-TASK_KINDS = ("classification", "regression", "generation")
+# What each model kind can run: an encoder trains a head (classification, regression); a decoder scores verbalised
+# candidates (classification, multiple choice) or generates (EXPERIMENTS.md 6.1).
+MODEL_KINDS: dict[str, tuple[str, ...]] = {
+    "encoder": ("classification", "regression"),
+    "decoder": ("classification", "multiple_choice", "generation"),
+}
+TASK_KINDS = ("classification", "regression", "multiple_choice", "generation")
 
 
 def check(cfg: DictConfig) -> TaskSpec:
-    """Raise ConfigError naming the bad value (and the valid choices); return the task spec."""
-    _check_regime(cfg)
+    """Raise ConfigError naming the bad value (and the valid choices); return the task spec as the model's kind
+    runs it (``TaskSpec.from_config(cfg.task, pipeline=model.kind)``)."""
     try:
         return _check(cfg)
     except MissingMandatoryValue as err:  # a ``???`` left unset, e.g. a schedule value of a custom config
         raise ConfigError(f"{err.full_key} has no value (???): set it on the command line") from None
 
 
-def _check_regime(cfg: DictConfig) -> None:
-    """The task defines the regime (conf/schedule/<task>/<regime>.yaml exists; Hydra treats it as optional)."""
-    valid = cfg.task.get("regimes")
-    if valid is not None and cfg.regime.name not in valid:
+def task_spec(cfg: DictConfig) -> TaskSpec:
+    """The task as the configured model kind runs it (decoders: the task's ``decoder`` block applied)."""
+    kind = cfg.model.get("kind", "encoder")
+    if kind not in MODEL_KINDS:
+        raise ConfigError(f"model.kind={kind!r} (model {cfg.model.get('name')}); valid: {list(MODEL_KINDS)}")
+    return TaskSpec.from_config(OmegaConf.to_container(cfg.task, resolve=True), pipeline=kind)
+
+
+def _check_regime(cfg: DictConfig, task: TaskSpec) -> None:
+    """The task defines the regime (conf/schedule/<kind>/<task>/<regime>.yaml exists; Hydra treats it as optional)."""
+    if task.regimes is not None and cfg.regime.name not in task.regimes:
         raise ConfigError(
-            f"regime={cfg.regime.name!r} is not defined for task={cfg.task.name!r}; valid regimes for "
-            f"{cfg.task.name}: {list(valid)}"
+            f"regime={cfg.regime.name!r} is not defined for task={task.name!r} on {cfg.model.get('kind', 'encoder')} "
+            f"models; valid regimes for {task.name}: {list(task.regimes)}"
         )
 
 
 def _check(cfg: DictConfig) -> TaskSpec:
+    task = task_spec(cfg)
+    _check_pipeline(cfg.model, task, cfg.method)
+    _check_regime(cfg, task)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
         raise ConfigError(f"seed={cfg.seed!r} must be an integer")
     args = cfg.trainer.args
@@ -71,29 +85,63 @@ def _check(cfg: DictConfig) -> TaskSpec:
     roles = cfg.bias.roles
     if roles != "all" and (not roles or any(r not in targets.ATTENTION_ROLES for r in roles)):
         raise ConfigError(f"bias.roles={roles!r}; valid: 'all' or a list of {list(targets.ATTENTION_ROLES)}")
-    task = TaskSpec.from_config(cfg.task)
-    unknown = [m for m in task.metrics if m not in metrics.METRICS]
+    _check_kinds(cfg.model, task)
+    valid = _valid_metrics(cfg.model.get("kind", "encoder"), task)
+    unknown = [m for m in task.metrics if m not in valid]
     if unknown or task.main_metric not in task.metrics:
         raise ConfigError(
             f"task {task.name}: metrics {task.metrics} / main_metric {task.main_metric!r}; "
-            f"valid metrics: {sorted(metrics.METRICS)}, and main_metric must be one of the task's metrics"
+            f"valid metrics: {valid}, and main_metric must be one of the task's metrics"
         )
     if task.train_size is not None and cfg.data.num_train is not None and cfg.data.num_train > task.train_size:
         raise ConfigError(
             f"data.num_train={cfg.data.num_train} (regime={cfg.regime.name!r}) is larger than task {task.name}'s "
             f"training split of {task.train_size} rows; valid: 1..{task.train_size}, or regime=all for the whole split"
         )
-    _check_kinds(cfg.model, task)
+    if task.template is not None:
+        prompts.template(task.template)
     if cfg.data.dir is not None:
-        for split in sources.required_splits(task):
+        needs_train = cfg.method.trainable != "none" or bool(cfg.method.get("num_demos"))
+        for split in sources.required_splits(task, train=needs_train):
             sources.check_local_file(task, Path(cfg.data.dir), split)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     check_bias_targets(
-        loading.encoder_skeleton(cfg.model, task),  # resolves the model folder first (ModelSourceError)
+        loading.skeleton(model_cfg, task),  # resolves the model folder first (ModelSourceError)
         OmegaConf.to_container(cfg.method, resolve=True),
         OmegaConf.to_container(cfg.bias, resolve=True),
         cfg.model.name,
+        add_bias=bool(cfg.model.get("add_bias")),
     )
     return task
+
+
+def _valid_metrics(model_kind: str, task: TaskSpec) -> list[str]:
+    """The metrics a run can report: an encoder's of its head's outputs, a decoder's of its evaluation (accuracy of
+    the chosen candidate; F1 and exact match of a generated answer)."""
+    if model_kind == "decoder":
+        return list(metrics.DECODER_METRICS.get(task.task_kind, ()))
+    return sorted(metrics.METRICS)
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article ("an encoder", "a decoder")."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _check_pipeline(model_cfg: Mapping[str, Any], task: TaskSpec, method_cfg: Mapping[str, Any]) -> None:
+    """The model kind runs the task and the method (``pipelines`` in a task or method config; default: both)."""
+    kind = model_cfg.get("kind", "encoder")
+    methods_kinds = method_cfg.get("pipelines") or list(MODEL_KINDS)
+    if kind not in methods_kinds:
+        raise ConfigError(
+            f"method {method_cfg.get('name')!r} runs on {' and '.join(methods_kinds)} models only, and model "
+            f"{model_cfg.get('name')!r} is {_a(kind)}"
+        )
+    if kind not in task.pipelines:
+        raise ConfigError(
+            f"task {task.name!r} runs on {' and '.join(task.pipelines)} models only, and model "
+            f"{model_cfg.get('name')!r} is {_a(kind)}; choose {_a(' or '.join(task.pipelines))} model"
+        )
 
 
 def _check_kinds(model_cfg: Mapping[str, Any], task: TaskSpec) -> None:
@@ -103,24 +151,30 @@ def _check_kinds(model_cfg: Mapping[str, Any], task: TaskSpec) -> None:
         raise ConfigError(f"model.kind={model_kind!r} (model {model_cfg.get('name')}); valid: {list(MODEL_KINDS)}")
     if task.task_kind not in TASK_KINDS:
         raise ConfigError(f"task.kind={task.task_kind!r} (task {task.name}); valid: {list(TASK_KINDS)}")
-    if (task.task_kind == "regression") != task.is_regression:
+    if (task.task_kind == "regression") != (task.label_names is None) and task.task_kind in ("classification",
+                                                                                                "regression"):
         raise ConfigError(
             f"task {task.name}: kind {task.task_kind!r} does not match label_names={task.label_names} "
             "(a regression task has label_names: null, a classification task lists its labels)"
         )
     if task.task_kind not in MODEL_KINDS[model_kind]:
         raise ConfigError(
-            f"model {model_cfg.get('name')!r} is an {model_kind} and cannot run task {task.name!r} of kind "
-            f"{task.task_kind!r}; an {model_kind} runs {' or '.join(MODEL_KINDS[model_kind])} tasks"
+            f"model {model_cfg.get('name')!r} is {_a(model_kind)} and cannot run task {task.name!r} of kind "
+            f"{task.task_kind!r}; {_a(model_kind)} runs {' or '.join(MODEL_KINDS[model_kind])} tasks"
         )
 
 
-def check_bias_targets(model, method_cfg: Mapping[str, Any], bias_cfg: Mapping[str, Any], name: str) -> None:
-    """The model has every bias the method trains (checked on a weightless skeleton, before weights load).
+def check_bias_targets(
+    model, method_cfg: Mapping[str, Any], bias_cfg: Mapping[str, Any], name: str, add_bias: bool = False
+) -> None:
+    """The model has every bias the method trains (checked on a weightless skeleton, before weights load); with
+    ``add_bias`` the missing ones are added to the skeleton first, as the run will.
 
     Raises UnsupportedArchitectureError (no role map) or MissingBiasError naming the role and what to do instead.
     """
     targets.architecture_of(model)
+    if add_bias and method_cfg["trainable"] in ("bias", "bias_reparam"):
+        targets.add_biases(model, bias_cfg["roles"])
     kind = method_cfg["trainable"]
     roles: list[str] | str = []
     if kind in ("bias", "bias_reparam"):
@@ -139,7 +193,4 @@ def check_bias_targets(model, method_cfg: Mapping[str, Any], bias_cfg: Mapping[s
         try:
             targets.role_biases(model, role)
         except targets.MissingBiasError as err:
-            raise targets.MissingBiasError(
-                f"model {name!r}: {err}. No option adds a bias to an encoder yet: choose a model whose attention "
-                f"projections have biases (BERT, RoBERTa) for bias={role}"
-            ) from None
+            raise targets.MissingBiasError(f"model {name!r} (bias={role}): {err}") from None

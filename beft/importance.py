@@ -14,7 +14,7 @@ The first two need only a few numbers per layer bias (norms, dot product, L1 cha
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -116,12 +116,18 @@ def layer_scores(changes: Sequence[Mapping[str, Any]], approach: str, angle_over
     return {role: [per[layer] for layer in sorted(per)] for role, per in scores.items()}
 
 
-def fisher_scores(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]], max_grad_norm: float = 1.0) -> dict:
+def fisher_scores(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    max_grad_norm: float = 1.0,
+    loss_fn: Callable[[nn.Module, Mapping[str, torch.Tensor]], torch.Tensor] | None = None,
+) -> dict:
     """Empirical Fisher of every trainable layer bias at the current (pre-trained) point, as the reference computes it.
 
     Eval mode (no dropout), no optimiser step; per batch: zero grads, forward, the model's loss (cross-entropy, or MSE
     for regression), backward, clip the global gradient norm of all trainable parameters, accumulate
-    ``mean(grad^2)`` per tensor; finally divide by the number of batches (METHOD.md 3.2).
+    ``mean(grad^2)`` per tensor; finally divide by the number of batches (METHOD.md 3.2). ``loss_fn(model, batch)``
+    replaces the model's own loss (decoders: the training objective, EXPERIMENTS.md D7).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     layer_biases = snapshot(model, trainable)
@@ -133,7 +139,8 @@ def fisher_scores(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
     n = 0
     for batch in batches:
         model.zero_grad(set_to_none=True)
-        loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+        batch = {k: v.to(device) for k, v in batch.items()}
+        loss = loss_fn(model, batch) if loss_fn is not None else model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in trainable if p.grad is not None], max_grad_norm)
         for key, module in modules.items():

@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         adapter_dir = adapters.find_adapter(args.path)
         meta = adapters.read_meta(adapter_dir)
+        if meta["model"].get("kind", "encoder") != "encoder":
+            raise BeftError(
+                f"{adapter_dir} is a {meta['model']['kind']} adapter: beft.predict labels texts with an encoder's "
+                "head; load a decoder adapter with PeftModel.from_pretrained and score its prompts (README, Decoders)"
+            )
         task = TaskSpec.from_config(meta["task"])
         rows = read_rows(args.file, task) if args.file else _command_line_rows(args.text, task)
         base, tokenizer, _ = adapters.load_base(adapter_dir, args.base)

@@ -17,9 +17,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding
 
-from beft import config, importance, records, variants
+from beft import config, importance, launchers, records, variants
 from beft.cli import guarded
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
@@ -28,6 +27,7 @@ from beft.run import prepare, run, run_folder
 
 log = logging.getLogger("beft.rank")
 variants.register_resolver()
+launchers.quiet_schema_matching()  # conf/hydra/launcher/submitit_local.yaml (beft/launchers.py)
 
 
 def rank_folder(cfg: DictConfig) -> Path:
@@ -42,9 +42,9 @@ def fisher(cfg: DictConfig, task) -> dict[str, list[float]]:
         batch_size=cfg.rank.fisher_batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(cfg.seed),
-        collate_fn=DataCollatorWithPadding(prep.tokenizer),
+        collate_fn=prep.collate,
     )
-    return importance.fisher_scores(prep.model, loader, cfg.rank.max_grad_norm)
+    return importance.fisher_scores(prep.model, loader, cfg.rank.max_grad_norm, prep.loss)
 
 
 def rank(cfg: DictConfig) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +22,13 @@ from typing import Any
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from transformers import set_seed
+from transformers import DataCollatorWithPadding, set_seed
 
 from beft import adapters, config, importance, records, tracking, variants
-from beft.data import features, regimes, sources
+from beft.data import features, prompts, regimes, sources
 from beft.data.tasks import TaskSpec
 from beft.models import loading, methods, targets
-from beft.training import trainer
+from beft.training import decoder, trainer
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,12 @@ def _run_locked(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]
 
 @dataclass
 class Prepared:
-    """Everything a run needs before training: the data subset, its features, the model with its trainable set."""
+    """Everything a run needs before training: the data subset, its features, the model with its trainable set.
+
+    Decoder runs hold prompt rows (``beft.data.prompts``) as features; ``train_ds`` is None when the method trains
+    nothing (zero-shot, in-context learning). ``collate`` and ``loss`` batch training rows and compute the training
+    objective (the Fisher pass of ``beft.rank`` uses them).
+    """
 
     splits: dict[str, Any]
     indices: list[int]
@@ -94,18 +100,36 @@ class Prepared:
     trainable: methods.TrainableSet
     train_ds: Any
     eval_ds: dict[str, Any]
+    pretrained_total: int
+    collate: Callable[[list[dict]], dict[str, torch.Tensor]]
+    loss: Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
+
+
+def _is_decoder(cfg: DictConfig) -> bool:
+    return cfg.model.get("kind", "encoder") == "decoder"
 
 
 def prepare(cfg: DictConfig, task: TaskSpec) -> Prepared:
     """Load the splits, draw the regime subset, load the model (seeded head) and apply the method; tokenise (cached)."""
-    splits = sources.load_splits(task, cfg.data.dir)
-    indices = regimes.subset_indices(len(splits["train"]), cfg.data.num_train, cfg.seed)
+    trains = cfg.method.trainable != "none"
+    need_train = trains or bool(cfg.method.get("num_demos"))  # zero-shot reads no training data
+    splits = sources.load_splits(task, cfg.data.dir, train=need_train)
+    indices = regimes.subset_indices(len(splits["train"]), cfg.data.num_train, cfg.seed) if need_train else []
 
     set_seed(cfg.seed)  # the task head's initialisation depends on it
-    model, tokenizer, source = loading.load_encoder(cfg.model, task)
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model, tokenizer, source = loading.load_model(model_cfg, task)
+    pretrained_total = methods.count_parameters(model)
     method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
     bias_cfg = OmegaConf.to_container(cfg.bias, resolve=True)
+    adds = model_cfg.get("add_bias") and method_cfg["trainable"] in ("bias", "bias_reparam")
+    if adds and (added := targets.add_biases(model, bias_cfg["roles"])):
+        log.info("added zero-initialised biases to the %s projections (model.add_bias)", added)
     trainable = methods.apply_method(model, method_cfg, bias_cfg, seed=cfg.seed)
+    model = trainable.wrapper or model  # prefix tuning trains and evaluates through peft's wrapper
+
+    if _is_decoder(cfg):
+        return _prepare_decoder(cfg, task, splits, indices, model, tokenizer, source, trainable, pretrained_total)
 
     def featurise(ds):
         return features.tokenize(
@@ -114,28 +138,63 @@ def prepare(cfg: DictConfig, task: TaskSpec) -> Prepared:
 
     train_ds = featurise(splits["train"]).select(indices)
     eval_ds = {key: featurise(splits[split]) for key, split in task.eval_splits.items()}
-    return Prepared(splits, indices, model, tokenizer, source, trainable, train_ds, eval_ds)
+    return Prepared(splits, indices, model, tokenizer, source, trainable, train_ds, eval_ds, pretrained_total,
+                    DataCollatorWithPadding(tokenizer), lambda m, batch: m(**batch).loss)  # fmt: skip
+
+
+def _prepare_decoder(cfg, task, splits, indices, model, tokenizer, source, trainable, pretrained_total) -> Prepared:
+    """Prompt rows: the regime's training subset, and evaluation subsets of at most ``data.num_eval`` examples
+    (``RandomState(seed).permutation(N)[:num_eval]``, EXPERIMENTS.md 6.2), with demonstrations for ICL."""
+
+    def encode(ds):
+        return prompts.encode_split(ds, task.template, tokenizer, cfg.data.max_length, cfg.data.cache_dir)
+
+    def eval_subset(ds):
+        n = len(ds) if cfg.data.get("num_eval") is None else min(len(ds), cfg.data.num_eval)
+        return ds.select(regimes.subset_indices(len(ds), n, cfg.seed))
+
+    # only the regime's subset is encoded: the whole split would be ~100k rows (ReCoRD: x ~14 candidates each)
+    train_ds = encode(splits["train"].select(indices)) if cfg.method.trainable != "none" else None
+    if train_ds is not None and (n := sum(1 not in gold for gold in train_ds["gold"])):
+        # no gold text to train on (a DROP answer without spans, number or date; a ReCoRD answer no entity matches)
+        log.warning("%d of %d training examples have no gold candidate and are left out", n, len(train_ds))
+        train_ds = train_ds.filter(lambda row: 1 in row["gold"])
+    num_demos = int(cfg.method.get("num_demos") or 0)
+    eval_ds = {}
+    for key, split in task.eval_splits.items():
+        ds = eval_subset(splits[split])
+        eval_ds[key] = (
+            prompts.icl_split(ds, splits["train"], task.template, tokenizer, cfg.data.max_length, num_demos, cfg.seed)
+            if num_demos
+            else encode(ds)
+        )
+    objective = decoder.OBJECTIVES[task.task_kind]
+    return Prepared(splits, indices, model, tokenizer, source, trainable, train_ds, eval_ds, pretrained_total,
+                    decoder.CandidateCollator(tokenizer.pad_token_id, gold_only=objective != "classification"),
+                    lambda m, batch: decoder.objective_loss(m, batch, objective))  # fmt: skip
 
 
 def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
     prep = prepare(cfg, task)
     splits, indices, model, tokenizer, source = prep.splits, prep.indices, prep.model, prep.tokenizer, prep.source
     trainable, train_ds, eval_ds = prep.trainable, prep.train_ds, prep.eval_ds
-    before = importance.snapshot(model, trainable.params)
-    history, train_metrics = trainer.fit(
-        model,
-        tokenizer,
-        train_ds,
-        eval_ds,
-        task,
-        OmegaConf.to_container(cfg.trainer.args, resolve=True),
+    inner = model.get_base_model() if trainable.wrapper is not None else model  # where the role map applies
+    before = importance.snapshot(inner, trainable.params)
+    common = dict(
         output_dir=folder / "trainer",
-        seed=cfg.seed,
+        seed=_trainer_seed(cfg),
         report_to=cfg.logger.report_to,
         run_name=cfg.run_name,
-        zero_grad_roles=_checked_roles(cfg, model),
+        zero_grad_roles=_checked_roles(cfg, inner),
     )
-    adapter = adapters.save_run_adapter(cfg, task, model, trainable.params, folder)
+    args = OmegaConf.to_container(cfg.trainer.args, resolve=True)
+    if _is_decoder(cfg):
+        history, train_metrics = decoder.fit(
+            model, tokenizer, train_ds, eval_ds, task.task_kind, args, max_length=cfg.data.max_length, **common
+        )
+    else:
+        history, train_metrics = trainer.fit(model, tokenizer, train_ds, eval_ds, task, args, **common)
+    adapter = adapters.save_run_adapter(cfg, task, inner, trainable.params, folder)
     total = methods.count_parameters(model)
     return {
         "score": _score(history, task),
@@ -145,21 +204,25 @@ def _train(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
             "trainable": trainable.count(),
             "total": total,
             "percent": 100.0 * trainable.count() / total,
+            "pretrained_total": prep.pretrained_total,  # the paper's denominator: the model before any addition
+            "permille": 1000.0 * trainable.count() / prep.pretrained_total,  # decoder tables print per-mille
             "trainable_tensors": targets.parameter_names(model, trainable.params),
             **trainable.info,  # bias PEFT: variant, reshape, per-layer count and the paper's Params/Saving
         },
         "data": {
             "source": cfg.data.dir or f"hub:{task.hub_path}/{task.hub_name}",
-            "train_rows": len(splits["train"]),
+            "train_rows": len(splits["train"]) if "train" in splits else None,
             "num_train": len(indices),
             "subset_sha256": hashlib.sha256(json.dumps(indices).encode()).hexdigest(),
-            "subset_content_sha256": features.data_fingerprint(splits["train"].select(indices)),
+            "subset_content_sha256": features.data_fingerprint(splits["train"].select(indices))
+            if "train" in splits
+            else None,
             "eval_rows": {k: len(v) for k, v in eval_ds.items()},
         },
         "model_source": source,
         "adapter": adapter,  # {"path", "bytes", ...}, or path None and the reason
         "train_runtime_s": train_metrics.get("train_runtime"),
-        "bias_change": importance.bias_change(before, model),
+        "bias_change": importance.bias_change(before, inner),
         "warnings": train_metrics.get("warnings", []),  # e.g. a bias role with zero gradient (b_k, METHOD.md 4.1)
     }
 
@@ -208,15 +271,25 @@ def _seeds(cfg: DictConfig) -> dict[str, Any]:
     are paired and a rerun is identical on CPU)."""
     args = cfg.trainer.args
     data_seed = args.get("data_seed")
+    trainer_seed = _trainer_seed(cfg)
     return {
         "seed": cfg.seed,
         "subset": f"numpy.random.RandomState({cfg.seed}).permutation(train_rows)[:num_train]",
         "torch_python_numpy": cfg.seed,  # transformers.set_seed before the model loads: the task head's init
-        "trainer": cfg.seed,  # TrainingArguments.seed: set_seed again when the Trainer is built (dropout)
-        "trainer_shuffle": cfg.seed if data_seed is None else data_seed,  # the Trainer's sampler (data_seed)
+        "trainer": trainer_seed,  # TrainingArguments.seed: set_seed again when the Trainer is built (dropout)
+        "trainer_shuffle": trainer_seed if data_seed is None else data_seed,  # the Trainer's sampler (data_seed)
+        "eval_subset": f"numpy.random.RandomState({cfg.seed}).permutation(eval_rows)[:num_eval]"
+        if cfg.data.get("num_eval") is not None
+        else None,
+        "demonstrations": cfg.seed if cfg.method.get("num_demos") else None,  # ICL draws (EXPERIMENTS.md 6.6)
         "method": cfg.seed if cfg.method.trainable in ("random", "bias_reparam") else None,  # mask / factor init
         "full_determinism": bool(args.get("full_determinism", False)),
     }
+
+
+def _trainer_seed(cfg: DictConfig) -> int:
+    """``trainer.seed`` (the decoders' fixed 42), else the run's seed."""
+    return cfg.seed if cfg.trainer.get("seed") is None else int(cfg.trainer.seed)
 
 
 def _overrides() -> list[str] | None:

@@ -48,3 +48,40 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
             )
 
     return _compose
+
+
+
+def smollm2_config(cache: Path) -> dict:
+    """conf/model/smollm2.yaml as a run composes it, with ``cache`` as data.cache_dir."""
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["model=smollm2", f"data.cache_dir={cache}"])
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+@pytest.fixture(scope="session")
+def decoder_cache(tmp_path_factory) -> Path:
+    """A data.cache_dir holding the real SmolLM2 de-quantised from its GGUF file once (~30 s), so every decoder test
+    of the session loads it in seconds: BEFT_CACHE_DIR when set (kept across sessions), else a session folder."""
+    from beft.models import loading
+
+    cache = Path(os.environ["BEFT_CACHE_DIR"]) if os.environ.get("BEFT_CACHE_DIR") else tmp_path_factory.mktemp("cache")
+    model_cfg = smollm2_config(cache)
+    if not Path(loading.resolve_source(model_cfg), "config.json").is_file():  # still the GGUF file: convert it
+        loading.load_decoder(model_cfg)
+        assert Path(loading.resolve_source(model_cfg), "config.json").is_file(), "SmolLM2 was not converted"
+    return cache
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(decoder_cache):
+    """The real SmolLM2 tokenizer (byte-level BPE, adds no BOS token) from the converted folder, padding on the left
+    as decoder runs use it."""
+    from transformers import AutoTokenizer
+
+    from beft.models import loading
+
+    tokenizer = AutoTokenizer.from_pretrained(loading.resolve_source(smollm2_config(decoder_cache)))
+    tokenizer.padding_side = "left"
+    return tokenizer

@@ -11,16 +11,23 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from beft import config
 from beft.errors import BeftError
 from tests.conftest import CONF_DIR, REPO
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+DECODERS = sorted(m for m in MODELS if {"kind": "decoder"} in OmegaConf.load(CONF_DIR / "model" / f"{m}.yaml").defaults)
+ENCODERS = sorted(set(MODELS) - set(DECODERS))
+ALL_TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+PIPELINES = {t: OmegaConf.load(CONF_DIR / "task" / f"{t}.yaml").get("pipelines", ["encoder"]) for t in ALL_TASKS}
+TASKS = [t for t in ALL_TASKS if "encoder" in PIPELINES[t]]  # what encoders run
+DECODER_TASKS = [t for t in ALL_TASKS if "decoder" in PIPELINES[t]]
 REGIMES = ["low", "medium", "high", "all"]
 BIASES = ["v", "q", "k", "o", "all"]
 METHODS = ["beft", "bitfit", "full", "frozen", "rand_uniform"]
+DECODER_METHODS = ["lora", "prefix", "icl", "zero_shot", "vera", "dora"]  # METHOD.md 6.2
 BIAS_PEFT = [
     "bias_lora",
     "bias_vera",
@@ -69,20 +76,30 @@ def defined(task: str, regime: str) -> bool:
     return task not in ONLY_LOW or regime in ("low", "all")
 
 
+# task -> (num_train, lr, per-device batch, accumulation steps) for decoders: EXPERIMENTS.md 6.4 (Table 22)
+DECODER_PAPER = {
+    "sst2": (1000, 1e-3, 8, 1), "rte": (1000, 1e-3, 8, 1), "boolq": (1000, 1e-3, 4, 2), "multirc": (1000, 1e-3, 2, 4),
+    "wsc": (554, 1e-2, 8, 1), "cb": (250, 1e-2, 1, 8), "wic": (1000, 1e-3, 8, 1), "copa": (400, 1e-4, 8, 1),
+    "record": (1000, 1e-4, 2, 4), "squad": (1000, 1e-3, 2, 4), "drop": (1000, 1e-3, 1, 8),
+}  # fmt: skip
+
+
 def test_groups_are_complete():
-    assert MODELS == ["bert_base", "bert_large", "minilm", "roberta_base"]
+    assert ENCODERS == ["bert_base", "bert_large", "minilm", "roberta_base"]
+    assert DECODERS == ["deepseek_coder_1_3b", "gptj_6b", "llama2_7b", "opt_1_3b", "opt_6_7b", "smollm2"]
     assert sorted(["sst2", "rte", "qqp", "qnli", "mnli", "cola", "mrpc", "stsb", "cb", "wic"]) == TASKS
+    assert sorted(DECODER_PAPER) == DECODER_TASKS
     for group, names in [
         ("regime", REGIMES),
         ("bias", BIASES),
-        ("method", METHODS + BIAS_PEFT),
+        ("method", METHODS + BIAS_PEFT + DECODER_METHODS),
         ("logger", ["none", "wandb"]),
     ]:
         assert sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) == sorted(names)
 
 
 def test_model_task_regime(compose_cfg):
-    for model, task, regime in itertools.product(MODELS, TASKS, REGIMES):
+    for model, task, regime in itertools.product(ENCODERS, TASKS, REGIMES):
         if not defined(task, regime):  # no schedule: the check names the regimes the task has
             with pytest.raises(BeftError, match=f"regime='{regime}' is not defined for task='{task}'.*'low', 'all'"):
                 config.check(compose_cfg(f"model={model}", f"task={task}", f"regime={regime}"))
@@ -100,6 +117,20 @@ def test_model_task_regime(compose_cfg):
             assert (cfg.data.num_train, args.num_train_epochs, args.learning_rate) == (n, epochs, lr)
         else:
             assert regime == "all" and cfg.data.num_train is None
+
+
+def test_decoder_model_task(compose_cfg):
+    """Every decoder x decoder task composes with Table 22's values and the decoder loop (EXPERIMENTS.md 6.2-6.4)."""
+    for model, task in itertools.product(DECODERS, DECODER_TASKS):
+        cfg = compose_cfg(f"model={model}", f"task={task}", "regime=low")
+        args = cfg.trainer.args
+        n, lr, batch, accumulation = DECODER_PAPER[task]
+        assert (cfg.data.num_train, args.learning_rate) == (n, lr)
+        assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (batch, accumulation)
+        assert (args.num_train_epochs, args.lr_scheduler_type, args.adam_epsilon) == (5, "linear", 1e-8)
+        assert (args.max_grad_norm, args.eval_strategy, cfg.trainer.seed) == (1.0, "no", 42)
+        assert (cfg.data.num_eval, cfg.data.max_length) == (1000, 1536 if task == "drop" else 2048)
+        assert cfg.model.kind == "decoder" and cfg.run_name == f"{model}/{task}/low/beft-v/seed=0"
 
 
 def test_method_bias_model(compose_cfg):

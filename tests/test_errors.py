@@ -53,7 +53,7 @@ def rte_copy(tmp_path, data_dir) -> Path:
         ("task=rte2", "Could not find 'task/rte2'", "rte"),
         ("regime=tiny", "Could not find 'regime/tiny'", "medium"),
         ("bias=z", "Could not find 'bias/z'", "v"),
-        ("method=lora", "Could not find 'method/lora'", "bitfit"),
+        ("method=lorra", "Could not find 'method/lorra'", "lora"),
         ("hydra/launcher=slurmm", "Could not find 'hydra/launcher/slurmm'", "slurm"),
     ],
 )
@@ -65,7 +65,8 @@ def test_unknown_group_choice_lists_the_valid_ones(compose_cfg, override, messag
 
 BAD_VALUES = {
     # a regime the task has no schedule for (the paper gives CB and WiC only low and all)
-    "task=cb regime=medium": r"regime='medium' is not defined for task='cb'; valid regimes for cb: \['low', 'all'\]",
+    "task=cb regime=medium": r"regime='medium' is not defined for task='cb' on encoder models; valid regimes for cb: "
+    r"\['low', 'all'\]",
     # a regime larger than the task's training split
     "task=cb data.num_train=300": r"data.num_train=300 \(regime='low'\) is larger than task cb's training split of "
     r"250 rows; valid: 1..250",
@@ -77,9 +78,23 @@ BAD_VALUES = {
     # a model/task pairing that cannot work: an encoder has no generation head
     "task.kind=generation": r"model 'minilm' is an encoder and cannot run task 'rte' of kind 'generation'; an "
     r"encoder runs classification or regression tasks",
-    "task.kind=ranking": r"task.kind='ranking' \(task rte\); valid: \['classification', 'regression', 'generation'\]",
-    "model.kind=decoder": r"model.kind='decoder' \(model minilm\); valid: \['encoder'\]",
+    "task.kind=ranking": r"task.kind='ranking' \(task rte\); valid: \['classification', 'regression', "
+    r"'multiple_choice', 'generation'\]",
+    "model.kind=seq2seq": r"model.kind=.seq2seq. \(model minilm\); valid: \[.encoder., .decoder.\]",
     "task=stsb task.kind=classification": r"task stsb: kind 'classification' does not match label_names=None",
+    # decoder pairings: an encoder cannot generate or choose, a decoder has no regression head
+    "task=squad": r"task 'squad' runs on decoder models only, and model 'minilm' is an encoder; choose a decoder model",
+    "task=copa": r"task 'copa' runs on decoder models only, and model 'minilm' is an encoder; choose a decoder model",
+    "model=smollm2 task=stsb": r"task 'stsb' runs on encoder models only, and model 'smollm2' is a decoder; choose an "
+    r"encoder model",
+    "model=smollm2 task=cb regime=all": r"regime='all' is not defined for task='cb' on decoder models; valid regimes "
+    r"for cb: \['low'\]",
+    "model=smollm2 task=squad task.metrics=[f1,accuracy]": r"task squad: metrics \['f1', 'accuracy'\] / main_metric "
+    r"'f1'; valid metrics: \['f1', 'exact_match'\]",
+    "model=smollm2 task=copa task.metrics=[f1] task.main_metric=f1": r"task copa: metrics \['f1'\] / main_metric "
+    r"'f1'; valid metrics: \['accuracy'\]",  # a decoder scores candidates: accuracy only
+    "model=smollm2 task=cb task.decoder.template=cb2": r"task.template='cb2' is not a known prompt template; valid: "
+    r"\['boolq', 'cb', 'copa'",
 }
 
 
@@ -90,17 +105,31 @@ def test_bad_value_is_rejected_naming_it(compose_cfg, overrides, message):
 
 
 def test_every_task_declares_the_regimes_it_has_a_schedule_for():
-    """The regime check reads task.regimes: it must list exactly the schedules of conf/schedule/<task>/."""
+    """The regime check reads task.regimes (a decoder: its ``decoder`` block's): for every model kind that runs the
+    task it must list exactly the schedules of conf/schedule/<kind>/<task>/."""
     for task in TASKS:
-        declared = OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml").regimes
-        assert sorted(declared) == sorted(p.stem for p in (CONF_DIR / "schedule" / task).glob("*.yaml")), task
+        cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml"))
+        for kind in cfg.get("pipelines") or ["encoder"]:
+            declared = {**cfg, **(cfg.get("decoder") or {})}["regimes"] if kind == "decoder" else cfg["regimes"]
+            schedules = sorted(p.stem for p in (CONF_DIR / "schedule" / kind / task).glob("*.yaml"))
+            assert sorted(declared) == schedules, (task, kind)
 
 
 def test_bias_the_model_lacks_is_named_before_weights_load(compose_cfg, llama_dir, monkeypatch):
     monkeypatch.setattr(loading, "load_encoder", _must_not_load)
-    with pytest.raises(BeftError, match=r"llama has no q bias in its attention layers.*No option adds a bias") as err:
+    with pytest.raises(BeftError, match=r"model 'minilm' \(bias=q\): llama has no q bias in its attention layers; "
+                       r"add a zero-initialised one with model.add_bias=true"):  # fmt: skip
         config.check(compose_cfg("bias=q", f"model.path={llama_dir}"))
-    assert "choose a model whose attention projections have biases (BERT, RoBERTa) for bias=q" in str(err.value)
+
+
+def test_bias_free_decoder_without_add_bias_is_told_to_add_one(compose_cfg, llama_dir, monkeypatch):
+    """SmolLM2 (LLaMA) has no attention biases: b_q needs model.add_bias=true; with it the check passes."""
+    monkeypatch.setattr(loading, "load_decoder", _must_not_load)
+    with pytest.raises(BeftError, match=r"model 'smollm2' \(bias=q\): llama has no q bias in its attention layers; add "
+                       r"a zero-initialised one with model.add_bias=true \(bias-free models"):  # fmt: skip
+        config.check(compose_cfg("model=smollm2", "task=sst2", "bias=q", "model.add_bias=false",
+                                 f"model.path={llama_dir}"))  # fmt: skip
+    assert config.check(compose_cfg("model=smollm2", "task=sst2", "bias=q", f"model.path={llama_dir}")).name == "sst2"
 
 
 def test_bitfit_on_a_model_without_any_bias(compose_cfg, llama_dir):
@@ -177,7 +206,9 @@ def test_rank_and_bench_report_bad_input_in_one_line(compose_cfg, tmp_path, capl
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
         guarded(rank.rank, cfg, logging.getLogger("beft.rank"))
     assert exit_.value.code == 2
-    assert "regime='high' is not defined for task='wic'; valid regimes for wic: ['low', 'all']" in caplog.text
+    assert "regime='high' is not defined for task='wic' on encoder models; valid regimes for wic: ['low', 'all']" in (
+        caplog.text
+    )
     assert not list(tmp_path.rglob("*.json"))
     with pytest.raises(SystemExit) as exit_:
         bench.cli(["--skip-e2e", "trainer.args.learning_rate=0"])
@@ -197,7 +228,7 @@ def test_cli_names_the_regimes_a_task_has(tmp_path):
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (
-        "regime='medium' is not defined for task='cb'; valid regimes for cb: ['low', 'all']"
+        "regime='medium' is not defined for task='cb' on encoder models; valid regimes for cb: ['low', 'all']"
         in proc.stdout + proc.stderr
     )
     assert not list(tmp_path.rglob("record.json"))

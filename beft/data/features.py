@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import datasets
@@ -45,17 +46,24 @@ def tokenize(
     """``input_ids``/``attention_mask`` (+ ``token_type_ids``) and ``label``; from the cache when it has them."""
     if padding not in PADDING_MODES:
         raise ValueError(f"data.padding={padding!r} is not valid; choose one of {list(PADDING_MODES)}")
+    key = [data_fingerprint(ds), text_fields, tokenizer_fingerprint(tokenizer), max_length, padding]
+    return cached(key, lambda: _tokenize(ds, text_fields, tokenizer, max_length, padding), cache_dir)
+
+
+def cached(key: list, build: Callable[[], datasets.Dataset], cache_dir: str | Path | None) -> datasets.Dataset:
+    """``build()``'s dataset, from ``cache_dir/features/<hash of key>`` when an earlier run built it.
+
+    The key must name everything the features depend on (the data's fingerprint, the tokenizer's, the settings).
+    """
     if cache_dir is None:
-        return _tokenize(ds, text_fields, tokenizer, max_length, padding)
-    key = hashlib.sha256(
-        json.dumps([data_fingerprint(ds), text_fields, tokenizer_fingerprint(tokenizer), max_length, padding]).encode()
-    ).hexdigest()[:24]
-    target = Path(cache_dir) / "features" / key
+        return build()
+    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+    target = Path(cache_dir) / "features" / digest
     if (target / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(target))
-    features = _tokenize(ds, text_fields, tokenizer, max_length, padding)
+    features = build()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
     try:
         features.save_to_disk(str(tmp))
     except BaseException:  # a full disk, SIGTERM, Ctrl-C: leave no half-written temporary behind

@@ -15,19 +15,21 @@ from pathlib import Path
 
 import datasets
 
+from beft.data import formats
 from beft.data.tasks import TaskSpec
 from beft.errors import DataError
 
 
-def required_splits(task: TaskSpec) -> list[str]:
-    return ["train", *task.eval_splits.values()]
+def required_splits(task: TaskSpec, train: bool = True) -> list[str]:
+    """The splits a run reads: the evaluation splits, and train unless nothing is trained or demonstrated."""
+    return [*(["train"] if train else []), *task.eval_splits.values()]
 
 
-def load_splits(task: TaskSpec, data_dir: str | Path | None) -> dict[str, datasets.Dataset]:
-    """train + the task's evaluation splits, from ``data_dir`` when given, otherwise from the hub."""
+def load_splits(task: TaskSpec, data_dir: str | Path | None, train: bool = True) -> dict[str, datasets.Dataset]:
+    """train (unless ``train=False``) + the task's evaluation splits, from ``data_dir`` when given, else the hub."""
     if data_dir is None:
-        return _load_hub(task)
-    return {split: load_local_split(task, Path(data_dir), split) for split in required_splits(task)}
+        return _load_hub(task, train)
+    return {split: load_local_split(task, Path(data_dir), split) for split in required_splits(task, train)}
 
 
 def local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
@@ -40,11 +42,16 @@ def local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
     path = data_dir / task.local.folder / task.local.files[split]
     if not path.is_file():
         raise DataError(
-            f"task {task.name!r}: {path} is missing (expected the original {task.local.format.upper()} release file "
+            f"task {task.name!r}: {path} is missing (expected the original {_file_type(task)} release file "
             f"{task.local.folder}/{task.local.files[split]} under data.dir={str(data_dir)!r}); "
             "run without data.dir to load the task from the Hugging Face hub"
         )
     return path
+
+
+def _file_type(task: TaskSpec) -> str:
+    """TSV, JSONL or JSON: the kind of file a local format reads (``squad_json`` -> JSON)."""
+    return task.local.format.rsplit("_", 1)[-1].upper()
 
 
 def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
@@ -58,43 +65,68 @@ def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
             header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), None)
         if header is None:
             raise DataError(f"{path} is empty")
-        for fld in [*task.text_fields, "label"]:
-            if task.local.fields[fld] not in header:
+        for fld in task.fields:
+            if task.local.fields.get(fld, fld) not in header:
                 raise DataError(
-                    f"{path}, line 1 (header): column {task.local.fields[fld]!r} (field {fld!r}) is missing; "
-                    f"found {header}"
+                    f"{path}, line 1 (header): column {task.local.fields.get(fld, fld)!r} (field {fld!r}) is "
+                    f"missing; found {header}"
                 )
-    rows = read_jsonl(path) if task.local.format == "jsonl" else read_tsv(path, task.local.columns)
+    rows = _read_rows(task, path, split)
     with contextlib.closing(rows):
         first = next(rows, None)
     if first is None:
         raise DataError(f"{path} has no data rows")
     line, row = first
-    for fld in task.text_fields:
-        _field(row, task, fld, path, line)
-    _label(_field(row, task, "label", path, line), task, path, line)
+    _example(row, task, task.local.fields, path, line)
     return path
 
 
 def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dataset:
     path = check_local_file(task, data_dir, split)
-    rows = read_jsonl(path) if task.local.format == "jsonl" else read_tsv(path, task.local.columns)
-    columns: dict[str, list] = {f: [] for f in [*task.text_fields, "label"]}
-    for line, row in rows:
-        for fld in task.text_fields:
-            columns[fld].append(_field(row, task, fld, path, line))
-        columns["label"].append(_label(_field(row, task, "label", path, line), task, path, line))
-    if not columns["label"]:
+    rows = [_example(row, task, task.local.fields, path, line) for line, row in _read_rows(task, path, split)]
+    if not rows:
         raise DataError(f"{path} has no data rows")
-    features = datasets.Features(
-        {
-            **{f: datasets.Value("string") for f in task.text_fields},
-            "label": datasets.Value("float32")
-            if task.is_regression
-            else datasets.ClassLabel(names=list(task.label_names)),
-        }
+    return to_dataset(rows, task)
+
+
+def to_dataset(rows: list[dict], task: TaskSpec) -> datasets.Dataset:
+    """Rows of the task's fields as a Dataset: strings, lists of strings, and the label (class id or float)."""
+    features = {f: datasets.Value("string") for f in task.text_fields}
+    features.update({f: datasets.List(datasets.Value("string")) for f in task.list_fields})
+    if task.has_labels:
+        features["label"] = (
+            datasets.Value("float32") if task.is_regression else datasets.ClassLabel(names=list(task.label_names))
+        )
+    columns = {f: [row[f] for row in rows] for f in features}
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+def _read_rows(task: TaskSpec, path: Path, split: str = "train"):
+    """(line, row) pairs of a local file (of ``split``); nested originals (MultiRC, ReCoRD, SQuAD, DROP) come out
+    flat."""
+    if task.local.format == "tsv":
+        return read_tsv(path, task.local.columns)
+    if task.local.format == "jsonl":
+        return read_jsonl(path)
+    if task.local.format in formats.READERS:
+        return formats.READERS[task.local.format](path, split)
+    raise DataError(
+        f"task {task.name!r}: local.format={task.local.format!r} is unknown; valid: "
+        f"{['tsv', 'jsonl', *formats.READERS]}"
     )
-    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def _example(row: dict, task: TaskSpec, fields: dict[str, str], path, line: int) -> dict:
+    """The task's fields of one row (mapped through ``fields``: field -> column, dotted for nested JSON)."""
+    example = {fld: _field(row, task, fld, fields, path, line) for fld in task.text_fields}
+    for fld in task.list_fields:
+        value = _field(row, task, fld, fields, path, line)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise DataError(f"{path}, line {line}: field {fld!r} must be a list of strings, found {value!r}")
+        example[fld] = value
+    if task.has_labels:
+        example["label"] = _label(_field(row, task, "label", fields, path, line), task, path, line)
+    return example
 
 
 def read_tsv(path: Path, columns: list[str] | None = None):
@@ -128,11 +160,15 @@ def read_jsonl(path: Path):
                 raise DataError(f"{path}, line {line_num}: not valid JSON ({err.msg})") from err
 
 
-def _field(row: dict, task: TaskSpec, fld: str, path: Path, line: int):
-    column = task.local.fields[fld]
-    if column not in row:
-        raise DataError(f"{path}, line {line}: column {column!r} (field {fld!r}) is missing; found {sorted(row)}")
-    return row[column]
+def _field(row: dict, task: TaskSpec, fld: str, fields: dict[str, str], path, line: int):
+    column = fields.get(fld, fld)
+    value = row
+    for part in column.split("."):  # nested JSON, e.g. WSC's target.span1_text or SQuAD's answers.text
+        if not isinstance(value, dict) or part not in value:
+            found = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise DataError(f"{path}, line {line}: column {column!r} (field {fld!r}) is missing; found {found}")
+        value = value[part]
+    return value
 
 
 def _label(value, task: TaskSpec, path: Path, line: int) -> float | int:
@@ -156,7 +192,7 @@ def _label(value, task: TaskSpec, path: Path, line: int) -> float | int:
     return label
 
 
-def _load_hub(task: TaskSpec) -> dict[str, datasets.Dataset]:
+def _load_hub(task: TaskSpec, train: bool = True) -> dict[str, datasets.Dataset]:
     try:
         dsd = datasets.load_dataset(task.hub_path, task.hub_name)
     except (ConnectionError, FileNotFoundError, OSError) as err:
@@ -165,8 +201,13 @@ def _load_hub(task: TaskSpec) -> dict[str, datasets.Dataset]:
             f"({type(err).__name__}); without hub access point data.dir (or BEFT_DATA_DIR) at a folder of the "
             "original files"
         ) from err
-    missing = [s for s in required_splits(task) if s not in dsd]
+    missing = [s for s in required_splits(task, train) if s not in dsd]
     if missing:
         raise DataError(f"{task.hub_path}/{task.hub_name} has no split(s) {missing}; found {list(dsd)}")
-    keep = [*task.text_fields, "label"]
-    return {s: dsd[s].select_columns(keep) for s in required_splits(task)}
+    if not task.hub_fields:  # the hub's columns are the task's fields (GLUE, SuperGLUE)
+        return {s: dsd[s].select_columns(task.fields) for s in required_splits(task, train)}
+    where = f"hub:{task.hub_path}/{task.hub_name}"
+    return {
+        s: to_dataset([_example(row, task, task.hub_fields, f"{where}[{s}]", i) for i, row in enumerate(dsd[s])], task)
+        for s in required_splits(task, train)
+    }

@@ -1,4 +1,9 @@
-"""TaskSpec: what a task is, read from its config (conf/task/<name>.yaml); code holds no per-task facts."""
+"""TaskSpec: what a task is, read from its config (conf/task/<name>.yaml); code holds no per-task facts.
+
+A task that both pipelines run (SST-2, RTE, CB, WiC) describes its encoder framing at the top level and its decoder
+(prompt) framing in a ``decoder:`` block whose keys replace the top-level ones (EXPERIMENTS.md 2.2: the decoders read
+RTE from SuperGLUE and report CB's accuracy). ``TaskSpec.from_config(cfg, pipeline="decoder")`` applies it.
+"""
 
 from __future__ import annotations
 
@@ -33,14 +38,23 @@ class TaskSpec:
     kind: str | None = None  # classification | regression | generation; None = from label_names (older configs)
     train_size: int | None = None  # rows of the official training split (checked before any data is loaded)
     regimes: list[str] | None = None  # regimes with a schedule; None = not declared (older configs)
+    pipelines: tuple[str, ...] = ("encoder",)  # model kinds that run the task (encoder, decoder)
+    template: str | None = None  # decoder prompt template (beft/data/templates.py, TEMPLATES.md)
+    list_fields: tuple[str, ...] = ()  # fields holding a list of strings (candidate entities, gold answers)
+    hub_fields: dict[str, str] = field(default_factory=dict)  # field -> hub column (dotted) where the names differ
 
     @property
     def is_regression(self) -> bool:
-        return self.label_names is None
+        return self.task_kind == "regression"
+
+    @property
+    def has_labels(self) -> bool:
+        """Rows carry an integer (or float) ``label``; ReCoRD, SQuAD and DROP carry gold ``answers`` instead."""
+        return self.label_names is not None or self.is_regression
 
     @property
     def task_kind(self) -> str:
-        return self.kind or ("regression" if self.is_regression else "classification")
+        return self.kind or ("regression" if self.label_names is None else "classification")
 
     @property
     def num_labels(self) -> int:
@@ -51,8 +65,16 @@ class TaskSpec:
         """The record key whose main metric is the run's score (MNLI: matched)."""
         return next(iter(self.eval_splits))
 
+    @property
+    def fields(self) -> list[str]:
+        """Every field of a row: the text fields, the list fields, then ``label`` when the task has labels."""
+        return [*self.text_fields, *self.list_fields, *(["label"] if self.has_labels else [])]
+
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> TaskSpec:
+    def from_config(cls, cfg: Mapping[str, Any], pipeline: str = "encoder") -> TaskSpec:
+        """The task as ``pipeline`` (a model kind) runs it; for decoders, the ``decoder`` block replaces keys."""
+        if pipeline == "decoder" and cfg.get("decoder"):
+            cfg = {**cfg, **cfg["decoder"]}
         local = cfg.get("local")
         return cls(
             name=cfg["name"],
@@ -75,4 +97,8 @@ class TaskSpec:
             kind=cfg.get("kind"),
             train_size=cfg.get("train_size"),
             regimes=None if cfg.get("regimes") is None else list(cfg["regimes"]),
+            pipelines=tuple(cfg.get("pipelines") or ("encoder",)),
+            template=cfg.get("template"),
+            list_fields=tuple(cfg.get("list_fields") or ()),
+            hub_fields=dict(cfg["hub"].get("fields") or {}),
         )

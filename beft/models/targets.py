@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from beft.errors import BeftError
@@ -126,9 +127,33 @@ def role_biases(model: nn.Module, role: str) -> list[nn.Parameter]:
     if any(b is None for b in biases):
         raise MissingBiasError(
             f"{model.config.model_type} has no {role} bias in its attention layers; "
-            "a bias has to be added to the projection first (bias-free models, METHOD.md 1.4)"
+            "add a zero-initialised one with model.add_bias=true (bias-free models, METHOD.md 1.4)"
         )
     return biases
+
+
+def add_biases(model: nn.Module, roles: list[str] | str) -> list[str]:
+    """Give every ``roles`` projection that has no bias a zero-initialised trainable one (METHOD.md 1.4); returns the
+    roles that got one.
+
+    The bias is the linear layer's own ``bias`` parameter, of width ``out_features`` (the true key/value width under
+    grouped-query attention), in the weight's dtype and device: ``y = x W^T + b`` is added at the projection's output,
+    before the heads are split and before rotary embeddings, and the model's output is unchanged at initialisation.
+    Kept as a plain bias (rather than peft's BEFT wrapper, which adds the same vector) so that methods, importance
+    scores and the zero-gradient check treat an added bias like a native one; trained runs still export as peft
+    BEFT adapters (beft/adapters.py).
+    """
+    if roles == "all":
+        return []
+    added = []
+    for role in roles:
+        for module in role_modules(model, role):
+            if module.bias is None:
+                weight = module.weight
+                module.bias = nn.Parameter(torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device))
+                if role not in added:
+                    added.append(role)
+    return added
 
 
 def all_biases(model: nn.Module) -> list[nn.Parameter]:

@@ -88,8 +88,9 @@ def regimes_figure(
 
 def table_bars(table, title: str, path: str | Path) -> Path:
     """One paper table as bars: ours (mean +- std over seeds) beside the paper's value, per row."""
-    rows = zip(table["task"], table["regime"], table["bias"], table["method"], strict=True)
-    labels = [f"{t} {r}\n{m if str(b) in ('n/a', 'nan') else b}" for t, r, b, m in rows]
+    models = table["model"] if "model" in table and table["model"].nunique() > 1 else [""] * len(table)
+    rows = zip(models, table["task"], table["regime"], table["bias"], table["method"], strict=True)
+    labels = [f"{f'{mo} ' if mo else ''}{t} {r}\n{m if str(b) in ('n/a', 'nan') else b}" for mo, t, r, b, m in rows]
     x = np.arange(len(table))
     fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(table) + 1.5), 3.2))
     paper_err = [float(s) if str(s) not in ("", "nan") else 0.0 for s in table["paper_std"]]

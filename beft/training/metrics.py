@@ -5,7 +5,10 @@ Values are on a 0-1 scale in records (the paper prints them x100).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -55,7 +58,7 @@ def pearson(predictions: np.ndarray, labels: np.ndarray) -> float:
     return _correlation(stats.pearsonr, predictions, labels)
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {  # encoders: of the head's outputs
     "accuracy": accuracy,
     "f1": f1,
     "f1_macro": f1_macro,
@@ -71,3 +74,41 @@ def compute(names: list[str], predictions: np.ndarray, labels: np.ndarray) -> di
         raise ValueError(f"unknown metric(s) {unknown}; valid: {sorted(METRICS)}")
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     return {name: METRICS[name](predictions, labels) for name in names}
+
+
+# --- generation (SQuAD, DROP): SQuAD v1.1's official answer normalisation, token F1 and exact match ------------------
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation and the articles a/an/the, collapse whitespace (SQuAD v1.1 evaluation script)."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def mean_over(fn: Callable[[str, str], float], predictions: Sequence[str], answers: Sequence[Sequence[str]]) -> float:
+    """The mean over examples of the best score against any gold answer (an example without answers scores 0)."""
+    scores = [max((fn(p, a) for a in golds), default=0.0) for p, golds in zip(predictions, answers, strict=True)]
+    return float(sum(scores) / len(scores)) if scores else 0.0
+
+
+# What a decoder's evaluation computes (beft.training.decoder), by task kind: the accuracy of the most likely
+# candidate, or SQuAD token F1 and exact match of the generated answer (EXPERIMENTS.md 6.5).
+DECODER_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy",),
+    "multiple_choice": ("accuracy",),
+    "generation": ("f1", "exact_match"),
+}

@@ -162,6 +162,28 @@ class ZeroGradientCheck(TrainerCallback):
         self._sums.clear()
 
 
+def training_arguments(
+    trainer_args: Mapping[str, Any],
+    output_dir: str | Path,
+    seed: int,
+    report_to: str | list[str] = "none",
+    run_name: str | None = None,
+) -> TrainingArguments:
+    """``trainer.args`` as TrainingArguments, with what only the machine decides: no pinned memory and no fp16
+    autocast without an accelerator (fp16 is the decoders' GPU setting, EXPERIMENTS.md 6.4)."""
+    kwargs = dict(trainer_args)
+    if not torch.accelerator.is_available():
+        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; on a CPU it only warns
+        if kwargs.get("fp16"):
+            log.info("fp16 mixed precision needs a GPU: training in fp32 on this CPU")
+            kwargs["fp16"] = False
+    if torch.cuda.is_available():
+        # cuDNN's attention builds a plan for every new sequence length (~0.2 s each on an H100 under bf16), i.e. for
+        # most batches with dynamic padding; flash / memory-efficient attention need none and are as fast here.
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    return TrainingArguments(output_dir=str(output_dir), seed=seed, report_to=report_to, run_name=run_name, **kwargs)
+
+
 def fit(
     model,
     tokenizer,
@@ -180,20 +202,7 @@ def fit(
     ``zero_grad_roles`` (role -> its bias tensors) are checked on the first step for a gradient that is zero
     (``ZeroGradientCheck``); not under ``torch_compile``, where the check's hooks would force recompilation.
     """
-    kwargs = dict(trainer_args)
-    if not torch.accelerator.is_available():
-        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; on a CPU it only warns
-    if torch.cuda.is_available():
-        # cuDNN's attention builds a plan for every new sequence length (~0.2 s each on an H100 under bf16), i.e. for
-        # most batches with dynamic padding; flash / memory-efficient attention need none and are as fast here.
-        torch.backends.cuda.enable_cudnn_sdp(False)
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        seed=seed,
-        report_to=report_to,
-        run_name=run_name,
-        **kwargs,
-    )
+    args = training_arguments(trainer_args, output_dir, seed, report_to, run_name)
     history = EpochHistory(list(eval_datasets))
     check = ZeroGradientCheck(zero_grad_roles) if zero_grad_roles and not args.torch_compile else None
     trainer = FiniteLossTrainer(

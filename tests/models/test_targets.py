@@ -69,7 +69,8 @@ def test_bert_output_dense_is_not_confused_with_attention_output_dense():
 
 @pytest.mark.parametrize("factory", [tiny_llama, tiny_gptj])
 def test_bias_free_attention_raises_clear_error(factory):
-    with pytest.raises(targets.MissingBiasError, match="has no v bias.*added"):
+    with pytest.raises(targets.MissingBiasError, match="has no v bias in its attention layers; add a zero-initialised "
+                       "one with model.add_bias=true"):  # fmt: skip
         methods.apply_method(factory(), BEFT, {"roles": ["v"]})
 
 

@@ -1,0 +1,238 @@
+"""The decoder objectives and evaluation (EXPERIMENTS.md 6.1-6.5) on the shared Trainer loop.
+
+Classification tasks train with cross-entropy over the candidates' scores (the mean log-probability of each
+candidate's option tokens); multiple-choice and generation tasks train with teacher forcing on the gold text's option
+tokens. Evaluation scores every candidate and takes the most likely (ties: the first), or decodes greedily and scores
+the answer with SQuAD token F1 / exact match. Batches are padded on the left, to a multiple of 8, so every sequence's
+option tokens are its last ones and only those positions need logits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from beft.data.prompts import MAX_NEW_TOKENS
+from beft.training import metrics
+from beft.training.trainer import EpochHistory, FiniteLossTrainer, ZeroGradientCheck, training_arguments
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = {"classification": "classification", "multiple_choice": "teacher_forcing", "generation": "teacher_forcing"}
+
+
+def _pad_left(seqs: Sequence[Sequence[int]], pad_id: int, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    width = -(-width // multiple) * multiple
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.as_tensor(s)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+class CandidateCollator:
+    """Rows (``beft.data.prompts``) -> one batch of sequences. ``gold_only`` keeps each example's first gold text
+    (teacher forcing); otherwise every candidate goes in (classification training, evaluation)."""
+
+    def __init__(self, pad_id: int, gold_only: bool) -> None:
+        self.pad_id = pad_id
+        self.gold_only = gold_only
+
+    def __call__(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        seqs, opt, owner, counts, gold = [], [], [], [], []
+        for i, row in enumerate(rows):
+            picks = [row["gold"].index(1)] if self.gold_only else range(len(row["input_ids"]))
+            for c in picks:
+                seqs.append(row["input_ids"][c])
+                opt.append(row["option_len"][c])
+                owner.append(i)
+            counts.append(len(picks))
+            gold.append(row["gold"].index(1) if 1 in row["gold"] else -100)
+        ids, mask = _pad_left(seqs, self.pad_id)
+        positions = torch.arange(ids.shape[1])
+        option_mask = positions.unsqueeze(0) >= ids.shape[1] - torch.as_tensor(opt).unsqueeze(1)
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "option_mask": option_mask,
+            "owner": torch.as_tensor(owner),
+            "num_candidates": torch.as_tensor(counts),
+            "gold": torch.as_tensor(gold),
+        }
+
+
+def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of every option token, the sequence each belongs to). Logits are computed for the last positions only
+    (``logits_to_keep``): left padding puts every option token there."""
+    ids, mask, option_mask = batch["input_ids"], batch["attention_mask"], batch["option_mask"]
+    keep = int(option_mask.sum(1).max()) + 1
+    kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
+    params = inspect.signature(model.forward).parameters
+    if "position_ids" in params:  # positions count real tokens only, as without padding
+        kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    if "logits_to_keep" in params:
+        kwargs["logits_to_keep"] = keep
+    logits = model(**kwargs).logits[:, -keep:-1]  # position t predicts token t + 1
+    targets, target_mask = ids[:, -keep + 1 :], option_mask[:, -keep + 1 :]
+    picked = logits[target_mask].float().log_softmax(-1)
+    logp = picked.gather(-1, targets[target_mask].unsqueeze(-1)).squeeze(-1)
+    rows = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1).expand_as(target_mask)[target_mask]
+    return logp, rows
+
+
+def candidate_scores(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The mean log-probability of each sequence's option tokens (the candidate score, EXPERIMENTS.md 6.1)."""
+    logp, rows = option_logprobs(model, batch)
+    n = batch["input_ids"].shape[0]
+    total = torch.zeros(n, device=logp.device).index_add(0, rows, logp)
+    count = torch.zeros(n, device=logp.device).index_add(0, rows, torch.ones_like(logp))
+    return total / count
+
+
+def _per_example(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Candidate scores as an (examples x max candidates) matrix, -inf where an example has fewer candidates."""
+    out = torch.full((len(counts), int(counts.max())), float("-inf"), device=scores.device, dtype=scores.dtype)
+    start = 0
+    for i, n in enumerate(counts.tolist()):
+        out[i, :n] = scores[start : start + n]
+        start += n
+    return out
+
+
+def objective_loss(model: nn.Module, batch: Mapping[str, torch.Tensor], objective: str) -> torch.Tensor:
+    """Cross-entropy over the candidates' scores (classification), or the token-level cross-entropy over every option
+    token of the batch (teacher forcing on the gold text)."""
+    if objective == "classification":
+        scores = _per_example(candidate_scores(model, batch), batch["num_candidates"])
+        return F.cross_entropy(scores, batch["gold"])
+    logp, _ = option_logprobs(model, batch)
+    return -logp.mean()
+
+
+class DecoderTrainer(FiniteLossTrainer):
+    """The shared Trainer with the decoder objectives as its loss."""
+
+    def __init__(self, *args: Any, objective: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.objective = objective
+        self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean: the Trainer divides by accumulation steps
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = objective_loss(model, inputs, self.objective)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+@torch.no_grad()
+def evaluate_candidates(model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int) -> dict[str, float]:
+    """Accuracy: the most likely candidate (ties: the first) is one of the gold ones."""
+    model.eval()
+    collate, device, correct = CandidateCollator(pad_id, gold_only=False), _device(model), 0
+    for start in tqdm(range(0, len(rows), batch_size), desc="Scoring candidates", leave=False):
+        chunk = _rows(rows, start, batch_size)
+        batch = {k: v.to(device) for k, v in collate(chunk).items()}
+        picked = _per_example(candidate_scores(model, batch), batch["num_candidates"]).argmax(-1).tolist()
+        correct += sum(row["gold"][p] for row, p in zip(chunk, picked, strict=True))
+    return {"accuracy": correct / len(rows)}
+
+
+def _rows(rows: datasets.Dataset, start: int, size: int) -> list[dict[str, Any]]:
+    return [rows[i] for i in range(start, min(start + size, len(rows)))]
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def evaluate_generation(
+    model: nn.Module, tokenizer, rows: datasets.Dataset, batch_size: int, max_length: int, max_new_tokens: int
+) -> tuple[dict[str, float], list[str]]:
+    """Greedy decoding, stopped at a newline or EOS; SQuAD token F1 and exact match against all gold answers."""
+    model.eval()
+    device, pad_id = _device(model), tokenizer.pad_token_id
+    newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+    stop = [t for t in (newline, tokenizer.eos_token_id) if t is not None]
+    predictions: list[str] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="Generating", leave=False):
+        batch = _rows(rows, start, batch_size)
+        ids, mask = _pad_left([r["prompt_ids"] for r in batch], pad_id, multiple=1)
+        budget = max(1, min(max_new_tokens, max_length - ids.shape[1]))
+        out = model.generate(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=budget,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=stop,
+            pad_token_id=pad_id,
+        )
+        predictions += [t.strip() for t in tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)]
+    answers = [r["answers"] for r in rows]
+    return {
+        "f1": metrics.mean_over(metrics.token_f1, predictions, answers),
+        "exact_match": metrics.mean_over(metrics.exact_match, predictions, answers),
+    }, predictions
+
+
+def evaluate(
+    model: nn.Module, tokenizer, rows: datasets.Dataset, kind: str, batch_size: int, max_length: int
+) -> dict[str, float]:
+    if kind == "generation":
+        return evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)[0]
+    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size)
+
+
+def fit(
+    model: nn.Module,
+    tokenizer,
+    train_rows: datasets.Dataset | None,
+    eval_rows: Mapping[str, datasets.Dataset],
+    kind: str,
+    trainer_args: Mapping[str, Any],
+    output_dir: str | Path,
+    seed: int,
+    max_length: int,
+    report_to: str | list[str] = "none",
+    run_name: str | None = None,
+    zero_grad_roles: Mapping[str, Sequence[nn.Parameter]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train (unless ``train_rows`` is None: zero-shot and ICL), then evaluate once, after the last epoch.
+
+    Returns the history (one entry: the final epoch's training loss and every evaluation split's metrics) and the
+    Trainer's train metrics with the zero-gradient ``warnings``.
+    """
+    args = training_arguments(trainer_args, output_dir, seed, report_to, run_name)
+    history, train_metrics, check = EpochHistory(list(eval_rows)), {}, None
+    epoch = 0
+    if train_rows is not None:
+        check = ZeroGradientCheck(zero_grad_roles) if zero_grad_roles and not args.torch_compile else None
+        trainer = DecoderTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_rows,
+            data_collator=CandidateCollator(tokenizer.pad_token_id, gold_only=OBJECTIVES[kind] != "classification"),
+            processing_class=tokenizer,
+            callbacks=[history, *([check] if check else [])],
+            objective=OBJECTIVES[kind],
+        )
+        train_metrics = trainer.train().metrics
+        epoch = round(trainer.state.epoch or 0)
+    entry = history.epochs.setdefault(epoch, {"epoch": epoch})
+    if "train_loss" in train_metrics:  # the mean over all steps (the logged loss covers the last logging window only)
+        entry["train_loss_mean"] = float(train_metrics["train_loss"])
+    for key, rows in eval_rows.items():
+        entry[key] = evaluate(model, tokenizer, rows, kind, args.per_device_eval_batch_size, max_length)
+        log.info("%s after epoch %d: %s", key, epoch, entry[key])
+    return [entry], {**train_metrics, "warnings": check.warnings if check else []}
