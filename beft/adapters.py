@@ -226,6 +226,8 @@ def save_run_adapter(
     shutil.rmtree(run_folder / ADAPTER_DIR, ignore_errors=True)  # a forced rerun never leaves a stale adapter
     if not cfg.get("save_adapter", True):
         return {"path": None, "bytes": None, "reason": "save_adapter=false"}
+    if cfg.method.trainable == "none":
+        return {"path": None, "bytes": None, "reason": f"method {method} trains nothing"}
     try:
         adapter_spec(model, trained_params)
     except AdapterError as err:

@@ -99,6 +99,7 @@ def test_zero_shot_copa_scores_the_pretrained_model(compose_cfg, data_dir, decod
     assert record["score"]["metric"] == "accuracy" and (16 * record["score"]["final"]).is_integer()
     assert record["seeds"]["demonstrations"] is None
     assert record["train_runtime_s"] is None
+    assert record["adapter"] == {"path": None, "bytes": None, "reason": "method zero_shot trains nothing"}
 
 
 @pytest.fixture
