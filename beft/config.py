@@ -75,6 +75,11 @@ def _check(cfg: DictConfig) -> TaskSpec:
     _positive(args.num_train_epochs, "trainer.args.num_train_epochs")
     _positive(args.per_device_train_batch_size, "trainer.args.per_device_train_batch_size", integer=True)
     _positive(args.per_device_eval_batch_size, "trainer.args.per_device_eval_batch_size", integer=True)
+    if args.get("fp16") and args.get("bf16"):
+        raise ConfigError(
+            "trainer.args.fp16 and trainer.args.bf16 are both true; choose one (the decoder loop uses fp16 and "
+            "trainer=gpu sets bf16: add trainer.args.fp16=false or trainer.args.bf16=false)"
+        )
     _positive(cfg.data.max_length, "data.max_length", integer=True)
     if cfg.data.num_train is not None:
         _positive(cfg.data.num_train, "data.num_train", integer=True)

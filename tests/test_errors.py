@@ -75,6 +75,7 @@ BAD_VALUES = {
     "trainer.args.per_device_train_batch_size=-4": r"per_device_train_batch_size=-4 must be a positive integer",
     "seed=1.5": r"seed=1.5 must be an integer",
     "data.num_train=0": r"data.num_train=0 must be a positive integer",
+    "model=smollm2 task=cb trainer=gpu": r"trainer.args.fp16 and trainer.args.bf16 are both true; choose one",
     # a model/task pairing that cannot work: an encoder has no generation head
     "task.kind=generation": r"model 'minilm' is an encoder and cannot run task 'rte' of kind 'generation'; an "
     r"encoder runs classification or regression tasks",
