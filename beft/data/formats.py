@@ -19,7 +19,8 @@ from beft.errors import DataError
 Rows = Iterator[tuple[Any, dict[str, Any]]]
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of every non-empty line of a JSONL file; a bad line is named."""
     with path.open(encoding="utf-8") as fh:
         for line_num, line in enumerate(fh, start=1):
             if line.strip():
@@ -45,7 +46,7 @@ def _get(obj: Any, key: str, path: Path, where: Any) -> Any:
 
 def multirc_jsonl(path: Path, split: str = "train") -> Rows:
     """SuperGLUE MultiRC: one row per (paragraph, question, answer) with the answer's 0/1 label."""
-    for line, doc in _jsonl(path):
+    for line, doc in read_jsonl(path):
         passage = _get(doc, "passage", path, f"line {line}")
         for q in _get(passage, "questions", path, f"line {line}"):
             for a in _get(q, "answers", path, f"line {line}"):
@@ -61,7 +62,7 @@ def record_jsonl(path: Path, split: str = "train") -> Rows:
     """SuperGLUE ReCoRD: one row per query. ``entities`` are the passage's distinct entity strings and ``answers`` the
     distinct gold strings, both sorted (the hub's builder sorts the answers and stores the entities as a set; sorting
     both makes the candidate order deterministic)."""
-    for line, doc in _jsonl(path):
+    for line, doc in read_jsonl(path):
         passage = _get(doc, "passage", path, f"line {line}")
         text = _get(passage, "text", path, f"line {line}")
         spans = _get(passage, "entities", path, f"line {line}")
@@ -143,7 +144,7 @@ def wsc_fixed_jsonl(path: Path, split: str = "train") -> Rows:
     """SuperGLUE WSC as the hub's ``wsc.fixed`` reads it: each line as written, with the span texts under ``target``
     corrected where they are not substrings of the text (e.g. "The table" for "the table": 96 of the 658 training
     and validation examples)."""
-    for line, doc in _jsonl(path):
+    for line, doc in read_jsonl(path):
         target = _get(doc, "target", path, f"line {line}")
         ex = {"text": _get(doc, "text", path, f"line {line}")}
         for key in ("span1_text", "span1_index", "span2_text", "span2_index"):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 from pathlib import Path
 
 import datasets
 
 from beft.data import formats
+from beft.data.formats import read_jsonl  # also the reader of flat JSONL files (beft.predict)
 from beft.data.tasks import TaskSpec
 from beft.errors import DataError
 
@@ -147,17 +147,6 @@ def read_tsv(path: Path, columns: list[str] | None = None):
                     f"({', '.join(header)}), found {len(row)}"
                 )
             yield reader.line_num, dict(zip(header, row, strict=True))
-
-
-def read_jsonl(path: Path):
-    with path.open(encoding="utf-8") as fh:
-        for line_num, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield line_num, json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}, line {line_num}: not valid JSON ({err.msg})") from err
 
 
 def _field(row: dict, task: TaskSpec, fld: str, fields: dict[str, str], path, line: int):
