@@ -151,13 +151,11 @@ def _check_pipeline(model_cfg: Mapping[str, Any], task: TaskSpec, method_cfg: Ma
 
 def _check_kinds(model_cfg: Mapping[str, Any], task: TaskSpec) -> None:
     """The model can run the task: an encoder trains a classification or regression head, it cannot generate."""
-    model_kind = model_cfg.get("kind", "encoder")
-    if model_kind not in MODEL_KINDS:
-        raise ConfigError(f"model.kind={model_kind!r} (model {model_cfg.get('name')}); valid: {list(MODEL_KINDS)}")
+    model_kind = model_cfg.get("kind", "encoder")  # already valid: task_spec checked it
     if task.task_kind not in TASK_KINDS:
         raise ConfigError(f"task.kind={task.task_kind!r} (task {task.name}); valid: {list(TASK_KINDS)}")
-    if (task.task_kind == "regression") != (task.label_names is None) and task.task_kind in ("classification",
-                                                                                                "regression"):
+    labelled_kinds = ("classification", "regression")
+    if task.task_kind in labelled_kinds and (task.task_kind == "regression") != (task.label_names is None):
         raise ConfigError(
             f"task {task.name}: kind {task.task_kind!r} does not match label_names={task.label_names} "
             "(a regression task has label_names: null, a classification task lists its labels)"
