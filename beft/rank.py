@@ -53,10 +53,10 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     if cfg.method.trainable != "all_biases":
         raise BeftError(f"beft.rank fine-tunes all biases (method=bitfit); got method={cfg.method.name!r}")
     folder = rank_folder(cfg)
-    if not cfg.force and records.is_completed(folder, records.RANKING_FILE):
-        log.info("skipping %s: completed ranking exists (force=true reruns it)", folder)
-        return records.read_record(folder, records.RANKING_FILE)
     with records.run_lock(folder):  # one job per ranking; the BitFit run takes its own run's lock
+        if not cfg.force and records.is_completed(folder, records.RANKING_FILE):  # also when another job just did it
+            log.info("skipping %s: completed ranking exists (force=true reruns it)", folder)
+            return records.read_record(folder, records.RANKING_FILE)
         return _rank_locked(cfg, task, folder)
 
 
