@@ -20,7 +20,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from beft import adapters
-from beft.data import sources
+from beft.data import formats, sources
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError, DataError
 
@@ -31,7 +31,7 @@ def read_rows(path: str | Path, task: TaskSpec) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} is not a file")
-    rows = sources.read_jsonl(path) if path.suffix in (".jsonl", ".json") else sources.read_tsv(path)
+    rows = formats.read_jsonl(path) if path.suffix in (".jsonl", ".json") else sources.read_tsv(path)
     aliases = task.local.fields if task.local else {}
     out = []
     for line, row in rows:

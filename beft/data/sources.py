@@ -15,7 +15,6 @@ from pathlib import Path
 import datasets
 
 from beft.data import formats
-from beft.data.formats import read_jsonl  # also the reader of flat JSONL files (beft.predict)
 from beft.data.tasks import TaskSpec
 from beft.errors import DataError
 
@@ -107,7 +106,7 @@ def _read_rows(task: TaskSpec, path: Path, split: str = "train"):
     if task.local.format == "tsv":
         return read_tsv(path, task.local.columns)
     if task.local.format == "jsonl":
-        return read_jsonl(path)
+        return formats.read_jsonl(path)
     if task.local.format in formats.READERS:
         return formats.READERS[task.local.format](path, split)
     raise DataError(
