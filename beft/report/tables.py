@@ -61,7 +61,7 @@ PAPER_TABLES = [f"table{n:02d}" for n in range(1, 17)]
 _RESHAPE = re.compile(r"\(m,\s*n,\s*r\)\s*=\s*\((\d+),\s*(\d+),\s*(\d+)\)")
 RECORD_COLUMNS = ["path", "model", "task", "regime", "label", "seed", "variant", "status", "params_percent",
                   "params_permille", "bias_relative_percent", "bias_saving_percent", "bias_reshape", "runtime_s",
-                  "score_metric", "score_split"]  # fmt: skip
+                  "score_metric", "score_split", "wall_s"]  # fmt: skip
 
 
 def _clean(text: str) -> str:
@@ -118,6 +118,7 @@ def load_records(results_dir: Path) -> pd.DataFrame:
             "runtime_s": rec.get("train_runtime_s"),
             "score_metric": (rec.get("score") or {}).get("metric"),
             "score_split": (rec.get("score") or {}).get("split"),
+            "wall_s": (rec.get("time") or {}).get("wall_s"),
         }
         for split, values in (rec.get("final") or {}).items():
             for metric, value in values.items():
@@ -388,6 +389,11 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
         }
         if not all(b in by for b in "vqk"):
             continue
+        # like for like: only the seeds all three biases have (mid-sweep, one bias may be a seed ahead)
+        seeds = set(by["v"]) & set(by["q"]) & set(by["k"])
+        if not seeds:
+            continue
+        by = {b: {s: x for s, x in by[b].items() if s in seeds} for b in "vqk"}
         means = {b: stats.mean_std(list(by[b].values()))[0] for b in "vqk"}
         vq, qk = stats.paired_ttest(by["v"], by["q"]), stats.paired_ttest(by["q"], by["k"])
         held = means["v"] > means["q"] > means["k"]
@@ -395,7 +401,7 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
         rows.append({
             "model": model, "task": task, "regime": regime, "metric": metric_col.split("/")[1],
             **{f"b_{b}": _fmt(*stats.mean_std(list(by[b].values()))) for b in "vqk"},
-            "seeds": len(set(by["v"]) & set(by["q"]) & set(by["k"])),
+            "seeds": len(seeds),
             "b_v > b_q > b_k": "yes" if held else "no",
             "p (v vs q)": _p(vq["p"]), "p (q vs k)": _p(qk["p"]), "paper p (v vs q; q vs k)": paper,
         })  # fmt: skip
@@ -403,8 +409,25 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
     held = int((table["b_v > b_q > b_k"] == "yes").sum()) if len(table) else 0
     lines += [f"The ordering held in {held} of {len(table)} settings (means over seeds).", "",
               table.to_markdown(index=False) if len(table) else "", "",
-              "p: two-sided paired t-test over the seeds both runs have (scipy.stats.ttest_rel); "
-              "— = fewer than 2 paired seeds."]  # fmt: skip
+              "Means, stds and p over the seeds all three biases have. p: two-sided paired t-test by seed "
+              "(scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def run_times(runs: pd.DataFrame) -> str:
+    """Wall time per model/task/regime/run kind of the completed runs (records' ``time.wall_s``), to plan compute."""
+    lines = ["# Run wall times", ""]
+    done = runs[(runs["status"] == records.COMPLETED) & runs["wall_s"].notna()]
+    if done.empty:
+        return "\n".join([*lines, "No completed runs with a wall time yet.", ""])
+    kind = done["label"].where(~done["label"].str.startswith("beft-"), "b_v / b_q / b_k")
+    table = (done.assign(kind=kind).groupby(["model", "task", "regime", "kind"])["wall_s"]
+             .agg(runs="count", minutes=lambda s: round(s.mean() / 60, 1)).reset_index()
+             .rename(columns={"minutes": "minutes per run"}))  # fmt: skip
+    total_h = done["wall_s"].sum() / 3600
+    lines += [table.to_markdown(index=False), "", f"In all {len(done)} runs, {total_h:.1f} hours of run wall time.",
+              "", "Wall time from the run's start to its record (data, model, training and evaluation); runs that "
+              "share a machine's cores take longer each."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -464,7 +487,7 @@ def analogue_maps(analogues: Iterable[str]) -> dict[str, dict[str, str]]:
 
 
 def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iterable[str] = ()) -> list[Path]:
-    """Write every table (Markdown, LaTeX, bar chart) and the summary; returns the files written."""
+    """Write every table (Markdown, LaTeX, bar chart), the summary and the run times; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = load_records(results_dir) if results_dir.is_dir() else pd.DataFrame(columns=RECORD_COLUMNS)
     if runs.empty:
@@ -499,7 +522,8 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
     paper_p = pd.concat([p for _, p in papers.values()])
     paper_p = paper_p[paper_p["metric"] == "p_value"]
     _write(out_dir / "summary.md", summary(runs, paper_p))
-    written.append(out_dir / "summary.md")
+    _write(out_dir / "runtimes.md", run_times(runs))
+    written += [out_dir / "summary.md", out_dir / "runtimes.md"]
     return written
 
 

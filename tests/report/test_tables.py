@@ -252,3 +252,28 @@ def test_table1_average_of_the_nine_columns(tmp_path):
     avg = table[(table["task"] == "Avg") & (table["regime"] == "low") & (table["bias"] == "b_v")].iloc[0]
     assert avg["ours"] == pytest.approx((80 + 60 + 70 + 75 + 61 + 63 + 40 + 80 + 70) / 9) and avg["n"] == 9
     assert avg["diff"] == pytest.approx(avg["ours"] - 64.5)
+
+
+def test_summary_compares_only_the_seeds_all_three_biases_have(results, tmp_path):
+    write_run(results, "bert_base", "cola", "low", "beft-v", 3, "mcc", -0.9)  # b_v is one seed ahead mid-sweep
+    out = tmp_path / "tables"
+    tables.build_all(results, PAPER, out)
+    row = next(line for line in (out / "summary.md").read_text().splitlines() if "| cola" in line)
+    assert tables._fmt(*stats.mean_std([100 * x for x in COLA["v"]])) in row  # seed 3 is not in b_v's mean
+    assert "|       3 |" in row and "| yes " in row
+
+
+def test_run_times_per_task_and_kind(tmp_path):
+    root = tmp_path / "runs"
+    for label, seed, wall in (("beft-v", 0, 540.0), ("beft-q", 0, 600.0), ("full", 0, 1800.0), ("full", 1, 2100.0)):
+        write_run(root, "minilm", "rte", "low", label, seed, "accuracy", 0.5)
+        rec = records.read_record(root / f"minilm/rte/low/{label}/seed={seed}")
+        records.write_record(root / f"minilm/rte/low/{label}/seed={seed}", {**rec, "time": {"wall_s": wall}})
+    write_run(root, "minilm", "rte", "low", "bitfit", 0, "accuracy", 0.0, status="failed")  # not counted
+    text = tables.run_times(tables.load_records(root))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if "| minilm" in line]
+    assert rows == [
+        ["minilm", "rte", "low", "b_v / b_q / b_k", "2", "9.5"],
+        ["minilm", "rte", "low", "full", "2", "32.5"],  # the failed bitfit run is not counted
+    ]
+    assert "In all 4 runs, 1.4 hours" in text
