@@ -394,13 +394,13 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
         if not seeds:
             continue
         by = {b: {s: x for s, x in by[b].items() if s in seeds} for b in "vqk"}
-        means = {b: stats.mean_std(list(by[b].values()))[0] for b in "vqk"}
+        mean_std = {b: stats.mean_std(list(by[b].values())) for b in "vqk"}
         vq, qk = stats.paired_ttest(by["v"], by["q"]), stats.paired_ttest(by["q"], by["k"])
-        held = means["v"] > means["q"] > means["k"]
+        held = mean_std["v"][0] > mean_std["q"][0] > mean_std["k"][0]
         paper = _paper_p(paper_p, model, task, regime)
         rows.append({
             "model": model, "task": task, "regime": regime, "metric": metric_col.split("/")[1],
-            **{f"b_{b}": _fmt(*stats.mean_std(list(by[b].values()))) for b in "vqk"},
+            **{f"b_{b}": _fmt(*mean_std[b]) for b in "vqk"},
             "seeds": len(seeds),
             "b_v > b_q > b_k": "yes" if held else "no",
             "p (v vs q)": _p(vq["p"]), "p (q vs k)": _p(qk["p"]), "paper p (v vs q; q vs k)": paper,
