@@ -9,6 +9,8 @@ The launcher classes Hydra instantiates live in ``hydra_plugins/beft_launchers``
 ``hydra_plugins`` package); they mix in the classes below:
 
 * ``SkipFinished``: the filter above, for any launcher that implements ``launch_pending``;
+* ``KeepFinishedRunFiles``: a Hydra callback, the same care for a single run (no ``-m``), which the entry point
+  skips: Hydra does not rewrite the finished run's ``.hydra/`` folder;
 * ``SkipFinishedSubmitit``: hydra-submitit-launcher's launch loop (local processes or one SLURM job array), which
   keeps each job's number and waits for every job before it reports. A SLURM job that ends without a result
   (``scancel``, a node failure, out of time) is found with ``squeue`` as well as ``sacct``, because a cluster without
@@ -31,7 +33,9 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
-from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from beft import records, variants
 
@@ -64,8 +68,11 @@ def _hydra_config_of(sweep_config: DictConfig) -> Iterator[DictConfig]:
 
 
 def job_folder(sweep_config: DictConfig) -> Path:
-    """The job's output folder: ``hydra.sweep.dir``/``hydra.sweep.subdir``, resolved as the job itself resolves it."""
-    with _hydra_config_of(sweep_config):  # the subdir holds ${hydra:job.override_dirname}
+    """The job's output folder, resolved as the job itself resolves it: ``hydra.run.dir`` for a single run,
+    ``hydra.sweep.dir``/``hydra.sweep.subdir`` for a sweep's job."""
+    with _hydra_config_of(sweep_config):  # the folder holds ${hydra:job.override_dirname}
+        if sweep_config.hydra.mode == RunMode.RUN:
+            return Path(str(sweep_config.hydra.run.dir))
         return Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
 
 
@@ -104,6 +111,19 @@ def skipped_return(sweep_config: DictConfig, record: dict[str, Any]) -> JobRetur
         status=JobStatus.COMPLETED,
         _return_value=score.get("final") if isinstance(score, dict) else None,
     )
+
+
+class KeepFinishedRunFiles(Callback):
+    """A single run (no ``-m``) of a finished job is skipped by the entry point, but Hydra first saves the new
+    invocation's ``.hydra/`` files (config, overrides) into the job's folder, over those of the run that wrote the
+    record. For such a run this callback sets ``hydra.output_subdir`` to null, so the folder keeps its provenance.
+    Registered in conf/train.yaml and conf/rank.yaml (``hydra.callbacks``)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        variants.register_resolver()  # the run dir uses it
+        if finished_record(config) is not None:
+            with read_write(config.hydra), open_dict(config.hydra):  # Hydra hands it read-only
+                config.hydra.output_subdir = None
 
 
 class SkipFinished:

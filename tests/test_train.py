@@ -79,11 +79,15 @@ def test_cli_run_writes_a_valid_record(bv_run):
 def test_rerun_skips_the_completed_run(bv_run):
     tmp, cmd, _ = bv_run
     path = tmp / "runs" / "minilm" / "rte" / "low" / "beft-v" / VARIANT / "record.json"
-    before = path.read_text()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    saved = [path, *sorted((path.parent / ".hydra").glob("*.yaml"))]
+    assert len(saved) == 4  # record.json + Hydra's config, hydra and overrides files
+    before = [p.read_text() for p in saved]
+    # an override outside the run's identity lands in the same folder; the finished run's files must stay
+    rerun = [*cmd, "trainer.args.disable_tqdm=true"]
+    proc = subprocess.run(rerun, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0
     assert "skipping" in proc.stderr + proc.stdout
-    assert path.read_text() == before
+    assert [p.read_text() for p in saved] == before
 
 
 @pytest.mark.slow
