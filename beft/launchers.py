@@ -9,13 +9,14 @@ The launcher classes Hydra instantiates live in ``hydra_plugins/beft_launchers``
 ``hydra_plugins`` package); they mix in the classes below:
 
 * ``SkipFinished``: the filter above, for any launcher that implements ``launch_pending``;
-* ``KeepFinishedRunFiles``: a Hydra callback, the same care for a single run (no ``-m``), which the entry point
-  skips: Hydra does not rewrite the finished run's ``.hydra/`` folder;
 * ``SkipFinishedSubmitit``: hydra-submitit-launcher's launch loop (local processes or one SLURM job array), which
   keeps each job's number and waits for every job before it reports. A SLURM job that ends without a result
   (``scancel``, a node failure, out of time) is found with ``squeue`` as well as ``sacct``, because a cluster without
   accounting (``sacct`` fails) would otherwise make submitit wait for it forever. Such a job is reported as failed
   after the others have finished, and the sweep exits non-zero; rerunning the sweep launches only it.
+
+A single run (no ``-m``) of a finished job is skipped by the entry point itself; the Hydra callback
+``KeepFinishedRunFiles`` (conf/base.yaml) keeps Hydra from rewriting that run's ``.hydra/`` folder first.
 """
 
 from __future__ import annotations
@@ -117,10 +118,9 @@ class KeepFinishedRunFiles(Callback):
     """A single run (no ``-m``) of a finished job is skipped by the entry point, but Hydra first saves the new
     invocation's ``.hydra/`` files (config, overrides) into the job's folder, over those of the run that wrote the
     record. For such a run this callback sets ``hydra.output_subdir`` to null, so the folder keeps its provenance.
-    Registered in conf/train.yaml and conf/rank.yaml (``hydra.callbacks``)."""
+    Registered in conf/base.yaml (``hydra.callbacks``)."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        variants.register_resolver()  # the run dir uses it
         if finished_record(config) is not None:
             with read_write(config.hydra), open_dict(config.hydra):  # Hydra hands it read-only
                 config.hydra.output_subdir = None
