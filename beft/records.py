@@ -1,81 +1,239 @@
-"""Result records: one JSON per run, the unit of truth that tables, resumption and the README are derived from.
+"""Result records: one JSON per run, the unit of truth that tables, resumption and docs/reproduction.md derive from.
 
-A record is written atomically (temporary file in the same folder, fsync, rename), so a run killed at any moment
-leaves either a complete record or none; a leftover ``.record-*.tmp`` is never read as a record. A run whose record
-says ``completed`` is skipped unless forced. A run holds its folder's lock (``run_lock``) while it runs, so two jobs
-never run the same run at once; jobs of different runs write into different folders.
+Two kinds, each a dataclass with one writer (``write``) and one reader (``read_run`` / ``read_ranking``):
+``RunRecord`` (``record.json``, written by ``beft.train``) and ``RankingRecord`` (``ranking.json``, ``beft.rank``).
+A record is written atomically (``beft.atomic``), so a run killed at any moment leaves a complete record or none.
+``completed_record`` is the one place that decides whether a run is finished. A run holds its folder's lock
+(``run_lock``) while it runs, so two jobs never run the same run at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from beft import atomic
 from beft.errors import BeftError
 
 RECORD_FILE = "record.json"
-RANKING_FILE = "ranking.json"  # beft.rank's record, next to the run records
+RANKING_FILE = "ranking.json"
 LOCK_FILE = ".lock"
 SCHEMA_VERSION = 1
+RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
-_PACKAGES = (
-    "torch",
-    "transformers",
-    "datasets",
-    "hydra-core",
-    "omegaconf",
-    "numpy",
-    "scipy",
-    "scikit-learn",
-    "peft",
-)
+VARIANT_NAME_MAX = 120  # longer override lists are hashed into the folder name
+_PACKAGES = ("torch", "transformers", "datasets", "hydra-core", "omegaconf", "numpy", "scipy", "scikit-learn", "peft")
+
+Entry = Literal["train", "rank"]
 
 
-def record_path(run_folder: str | Path, name: str = RECORD_FILE) -> Path:
-    return Path(run_folder) / name
+@dataclass
+class Score:
+    """The run's score: the final epoch's main metric (reported) and the best epoch (diagnostic only)."""
+
+    metric: str | None = None
+    split: str | None = None
+    final: float | None = None
+    best: float | None = None
+    best_epoch: int | None = None
 
 
-def read_record(run_folder: str | Path, name: str = RECORD_FILE) -> dict[str, Any] | None:
-    """The run's record, or None when there is none (an unreadable file counts as none: the run is redone)."""
-    path = record_path(run_folder, name)
+@dataclass
+class RunId:
+    """What a run is: the paper's coordinates, plus the variant (non-default overrides) when there is one."""
+
+    model: str | None = None
+    task: str | None = None
+    regime: str | None = None
+    seed: int | None = None
+    variant: str | None = None
+    name: str | None = None
+    method: str | None = None
+    bias: str | None = None
+    label: str | None = None
+
+
+# The order in which a run record's keys are written (the committed records' order).
+_RUN_ID_ORDER = ("name", "model", "task", "regime", "method", "bias", "label", "seed", "variant")
+_RANKING_ID_ORDER = ("model", "task", "regime", "seed", "variant")
+
+
+@dataclass
+class RunRecord:
+    """One fine-tuning run. Fields left None are not written (a failed run has no score, epochs, params...)."""
+
+    status: str = RUNNING
+    run: RunId = field(default_factory=RunId)
+    seeds: dict[str, Any] | None = None
+    device: str | None = None
+    overrides: list[str] | None = None
+    config: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    score: Score | None = None
+    final: dict[str, dict[str, float]] | None = None
+    epochs: list[dict[str, Any]] | None = None
+    params: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    model_source: str | None = None
+    adapter: dict[str, Any] | None = None
+    train_runtime_s: float | None = field(default=None, metadata={"written_with": "score"})  # null: nothing trained
+    bias_change: list[dict[str, Any]] | None = None
+    warnings: list[str] | None = None
+    tracking: dict[str, Any] | None = None
+    error: str | None = None
+    time: dict[str, Any] | None = None
+    memory: dict[str, Any] | None = None
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+
+    FILE = RECORD_FILE
+    _ID_ORDER = _RUN_ID_ORDER
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def final_score(self) -> float | None:
+        return None if self.score is None else self.score.final
+
+
+@dataclass
+class RankingRecord:
+    """One ranking of the bias kinds (``beft.rank``): the scores of every approach and the target it picks."""
+
+    status: str = RUNNING
+    run: RunId = field(default_factory=RunId)
+    bitfit_run: str | None = None
+    config: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    target: str | None = None
+    approaches: dict[str, Any] | None = None
+    heatmaps: dict[str, str] | None = None
+    bitfit_score: Score | None = None
+    error: str | None = None
+    wall_s: float | None = None
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    FILE = RANKING_FILE
+    _ID_ORDER = _RANKING_ID_ORDER
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+    @property
+    def final_score(self) -> float | None:
+        return None if self.bitfit_score is None else self.bitfit_score.final
+
+
+Record = RunRecord | RankingRecord
+_KINDS: dict[Entry, type[RunRecord] | type[RankingRecord]] = {"train": RunRecord, "rank": RankingRecord}
+
+
+def to_dict(record: Record) -> dict[str, Any]:
+    """The record as JSON-able data: ``schema`` first, then the fields in order, unset (None) fields left out."""
+    out: dict[str, Any] = {"schema": record.schema}
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if f.name in ("schema", "extra"):
+            continue
+        if value is None and getattr(record, f.metadata.get("written_with", f.name)) is None:
+            continue
+        if f.name == "run":
+            value = {k: getattr(value, k) for k in record._ID_ORDER}
+        elif dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        out[f.name] = value
+    return {**out, **record.extra}
+
+
+def from_dict(kind: type[RunRecord] | type[RankingRecord], data: dict[str, Any]) -> Record:
+    """A record from its JSON data; missing keys take their defaults, unknown keys are kept in ``extra``."""
+    names = {f.name for f in dataclasses.fields(kind)} - {"extra"}
+    values = {k: v for k, v in data.items() if k in names}
+    if isinstance(values.get("run"), dict):
+        values["run"] = _known(RunId, values["run"])
+    for key in ("score", "bitfit_score"):
+        if isinstance(values.get(key), dict):
+            values[key] = _known(Score, values[key])
+    return kind(**values, extra={k: v for k, v in data.items() if k not in names})
+
+
+def _known(cls, data: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def write(folder: str | Path, record: Record) -> Path:
+    """Write the record into its run folder, atomically; the only writer of records."""
+    text = json.dumps(to_dict(record), indent=2, sort_keys=False, default=_jsonable) + "\n"
+    return atomic.write_text(Path(folder) / record.FILE, text)
+
+
+def _read(folder: str | Path, kind: type[RunRecord] | type[RankingRecord]) -> Record | None:
+    """The record, or None when there is none (an unreadable or truncated file counts as none: the run is redone)."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads((Path(folder) / kind.FILE).read_text())
+        return from_dict(kind, data) if isinstance(data, dict) else None
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError, TypeError):
         return None
 
 
-def is_completed(run_folder: str | Path, name: str = RECORD_FILE) -> bool:
-    record = read_record(run_folder, name)
-    return record is not None and record.get("status") == COMPLETED
+def read_run(folder: str | Path) -> RunRecord | None:
+    return _read(folder, RunRecord)  # type: ignore[return-value]
 
 
-def write_record(run_folder: str | Path, record: dict[str, Any], name: str = RECORD_FILE) -> Path:
-    folder = Path(run_folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".record-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=2, sort_keys=False, default=_jsonable)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, record_path(folder, name))
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return record_path(folder, name)
+def read_ranking(folder: str | Path) -> RankingRecord | None:
+    return _read(folder, RankingRecord)  # type: ignore[return-value]
+
+
+def completed_record(folder: str | Path, entry: Entry = "train") -> Record | None:
+    """The folder's completed record of the entry point's kind, or None: the one test of "is this run finished"."""
+    record = _read(folder, _KINDS[entry])
+    return record if record is not None and record.completed else None
+
+
+def iter_runs(results_dir: str | Path) -> Iterator[tuple[Path, RunRecord]]:
+    """Every readable run record under a results tree, in path order."""
+    for path in sorted(Path(results_dir).rglob(RECORD_FILE)):
+        if (record := read_run(path.parent)) is not None:
+            yield path.parent, record
+
+
+def iter_rankings(results_dir: str | Path) -> Iterator[tuple[Path, RankingRecord]]:
+    for path in sorted(Path(results_dir).rglob(RANKING_FILE)):
+        if (record := read_ranking(path.parent)) is not None:
+            yield path.parent, record
+
+
+def variant_suffix(override_dirname: str | None) -> str:
+    """The folder suffix of a variant ("" for the paper's configuration); long override lists are hashed."""
+    import hashlib
+
+    if not override_dirname:
+        return ""
+    if len(override_dirname) > VARIANT_NAME_MAX:
+        return f"__variant-{hashlib.sha256(override_dirname.encode()).hexdigest()[:12]}"
+    return f"__{override_dirname.replace('/', '_')}"
+
+
+def run_folder(results_dir: str | Path, name: str, variant: str | None = None) -> Path:
+    """The folder of a run or ranking: ``<results_dir>/<name>[__<variant>]`` (Hydra's run dir resolves the same)."""
+    return Path(results_dir) / f"{name}{variant_suffix(variant)}"
 
 
 class RunLockedError(BeftError):
@@ -100,11 +258,14 @@ def run_lock(run_folder: str | Path, name: str = LOCK_FILE) -> Iterator[None]:
             holder = path.read_text().strip() or "holder unknown"
             raise RunLockedError(f"{folder} is being run by another job ({holder}); not starting a 2nd copy") from None
         os.ftruncate(fd, 0)
-        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        os.write(fd, f"pid {os.getpid()} on {platform.node()} since {since}\n".encode())
+        os.write(fd, f"pid {os.getpid()} on {platform.node()} since {now()}\n".encode())
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _jsonable(value: Any) -> Any:
