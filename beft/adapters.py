@@ -13,16 +13,13 @@ whose delta is the whole added bias; it cannot be merged into a plain model, and
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from peft import BeftConfig, PeftModel, get_peft_model
 from peft.tuners.beft import BeftLayer
 from peft.utils.other import ModulesToSaveWrapper
@@ -32,10 +29,11 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
 )
 
-from beft import records
-from beft.data.tasks import TaskSpec
+from beft import atomic, records
 from beft.errors import BeftError
-from beft.models import loading, targets
+from beft.models import targets
+from beft.pipelines import pipeline_for
+from beft.spec import RunSpec
 
 ADAPTER_DIR = "adapter"  # inside the run folder, next to record.json
 META_FILE = "beft.json"  # beft's own metadata (task, labels, model source); stock peft ignores it
@@ -185,19 +183,9 @@ def save_adapter(
         "merge_note": _merge_note(blockers) if blockers else None,
     }
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic.folder(folder) as tmp:  # a reader never sees a half-written adapter
         peft_model.save_pretrained(str(tmp), save_embedding_layers=False)  # BEFT never targets embeddings
         (tmp / META_FILE).write_text(json.dumps(summary_meta, indent=2) + "\n")
-        for f in tmp.iterdir():  # mkdtemp and safetensors create owner-only files; an adapter is meant to be shared
-            f.chmod(0o644)
-        tmp.chmod(0o755)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {
         "path": str(folder.resolve()),
         "bytes": folder_bytes(folder),
@@ -218,34 +206,33 @@ def _merge_note(blockers: list[str]) -> str:
     )
 
 
-def save_run_adapter(
-    cfg: DictConfig, task: TaskSpec, model: nn.Module, trained_params: list[nn.Parameter], run_folder: Path
-) -> dict[str, Any]:
-    """The adapter of one run (``run_folder/adapter``), or ``path: None`` with the reason when there is none."""
-    method = cfg.method.name
-    shutil.rmtree(run_folder / ADAPTER_DIR, ignore_errors=True)  # a forced rerun never leaves a stale adapter
-    if not cfg.get("save_adapter", True):
+def save_run_adapter(spec: RunSpec, model: nn.Module, trained_params: list[nn.Parameter]) -> dict[str, Any]:
+    """The adapter of one run (``<run folder>/adapter``), or ``path: None`` with the reason when there is none."""
+    method = spec.method["name"]
+    folder = spec.folder / ADAPTER_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # a forced rerun never leaves a stale adapter
+    if not spec.save_adapter:
         return {"path": None, "bytes": None, "reason": "save_adapter=false"}
-    if cfg.method.trainable == "none":
+    if not spec.trains:
         return {"path": None, "bytes": None, "reason": f"method {method} trains nothing"}
     try:
         adapter_spec(model, trained_params)
     except AdapterError as err:
         return {"path": None, "bytes": None, "reason": f"method {method} has no bias adapter: {err}"}
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    pretrained, _, source = loading.load_model(model_cfg, task)
+    model_cfg = dict(spec.model)
+    pretrained, _, source = pipeline_for(model_cfg).load(model_cfg, spec.task)
     meta = {
-        "run": cfg.run_name,
+        "run": spec.name,
         "method": method,
-        "bias_roles": OmegaConf.to_container(cfg.bias, resolve=True)["roles"],
+        "bias_roles": spec.bias["roles"],
         "model": model_cfg,
-        "task": OmegaConf.to_container(cfg.task, resolve=True),
-        "max_length": cfg.data.max_length,
+        "task": spec.config["task"],
+        "max_length": spec.data.max_length,
         "source": source,
     }
     # A packaged model is a copy of its hub model: name the hub id, which anyone can load.
     base_name = source if model_cfg.get("path") else model_cfg.get("hub_id", source)
-    return save_adapter(model, pretrained, run_folder / ADAPTER_DIR, trained_params, base_name, meta)
+    return save_adapter(model, pretrained, folder, trained_params, base_name, meta)
 
 
 # --- loading, merging and exporting ---------------------------------------------------------------------------------
@@ -256,15 +243,15 @@ def find_adapter(path: str | Path) -> Path:
     path = Path(path)
     if (path / "adapter_config.json").is_file():
         return path
-    record = records.read_record(path)
+    record = records.read_run(path)
     if record is None:
         raise AdapterError(f"{path} is neither an adapter folder (adapter_config.json) nor a run folder (record.json)")
-    if record.get("status") != records.COMPLETED:
-        raise AdapterError(f"{path}: the run is {record.get('status')!r}, not completed")
-    info = record.get("adapter") or {}
-    if "adapter" in record and info.get("path") is None:
-        raise AdapterError(f"{path}: the run has no adapter: {info.get('reason')}")
-    for candidate in (info.get("path"), path / ADAPTER_DIR):  # the folder itself when the results were moved
+    if not record.completed:
+        raise AdapterError(f"{path}: the run is {record.status!r}, not completed")
+    if record.adapter is not None and record.adapter.get("path") is None:
+        raise AdapterError(f"{path}: the run has no adapter: {record.adapter.get('reason')}")
+    recorded = None if record.adapter is None else record.adapter["path"]
+    for candidate in (recorded, path / ADAPTER_DIR):  # the folder itself when the results were moved
         if candidate and (Path(candidate) / "adapter_config.json").is_file():
             return Path(candidate)
     raise AdapterError(f"{path}: no adapter folder found (expected {path / ADAPTER_DIR})")
@@ -286,9 +273,11 @@ def load_base(adapter_dir: str | Path, base: str | None = None):
     meta = read_meta(adapter_dir)
     model_cfg = dict(meta["model"])
     if base is not None:
-        model_cfg = {"path": base} if Path(base).is_dir() else {"path": None, "package": None, "hub_id": base}
-    task = TaskSpec.from_config(meta["task"], pipeline=meta["model"].get("kind", "encoder"))
-    model, tokenizer, _ = loading.load_model(model_cfg, task)
+        where = {"path": base} if Path(base).is_dir() else {"path": None, "package": None, "hub_id": base}
+        model_cfg = {"kind": model_cfg.get("kind"), "name": model_cfg.get("name"), **where}
+    pipeline = pipeline_for(model_cfg)
+    task = pipeline.task_spec(meta["task"])
+    model, tokenizer, _ = pipeline.load(model_cfg, task)
     return model, tokenizer, task
 
 

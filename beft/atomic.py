@@ -46,9 +46,13 @@ def write_with(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 
 @contextlib.contextmanager
-def folder(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` as a whole (an adapter, a
-    converted model). On any error or signal the temporary folder is removed and ``path`` is left as it was."""
+def folder(path: str | Path, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` as a whole (an adapter).
+
+    ``keep_existing``: a cache another job may be writing too; when ``path`` exists by the time ours is complete,
+    the first one stays and ours is dropped (readers of the first are never disturbed). On any error or signal the
+    temporary folder is removed and ``path`` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent))
@@ -59,9 +63,15 @@ def folder(path: str | Path) -> Iterator[Path]:
                 _fsync(file)
                 file.chmod(FILE_MODE)
         tmp.chmod(DIR_MODE)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if keep_existing:
+            try:
+                os.rename(tmp, path)  # fails when another job's folder is already there
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if args.out:
-        Path(args.out).write_text(lines, encoding="utf-8")
+        atomic.write_text(args.out, lines)
         print(f"{len(results)} predictions written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(lines)

@@ -10,116 +10,88 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
-from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from beft import config, importance, launchers, records, variants
+from beft import importance, launchers, records, variants
 from beft.cli import guarded
-from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
+from beft.records import RankingRecord, RunId, RunRecord
 from beft.report import plots
-from beft.run import prepare, run, run_folder
+from beft.run import prepare, run
+from beft.spec import RunSpec
 
 log = logging.getLogger("beft.rank")
 variants.register_resolver()
 launchers.quiet_schema_matching()  # conf/hydra/launcher/submitit_local.yaml (beft/launchers.py)
 
 
-def rank_folder(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / f"{cfg.rank.name}{variants.suffix(variants.current())}"
-
-
-def fisher(cfg: DictConfig, task) -> dict[str, list[float]]:
+def fisher(spec: RunSpec) -> dict[str, list[float]]:
     """Per-layer empirical Fisher of every bias at the pre-trained point (a fresh, seeded model and head)."""
-    prep = prepare(cfg, task)
+    assert spec.rank is not None
+    prep = prepare(spec)
     loader = DataLoader(
-        prep.train_ds,
-        batch_size=cfg.rank.fisher_batch_size,
+        prep.data.train,
+        batch_size=spec.rank.fisher_batch_size,
         shuffle=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        collate_fn=prep.collate,
+        generator=torch.Generator().manual_seed(spec.seed),
+        collate_fn=prep.data.collate,
     )
-    return importance.fisher_scores(prep.model, loader, cfg.rank.max_grad_norm, prep.loss)
+    return importance.fisher_scores(prep.model, loader, spec.rank.max_grad_norm, prep.data.loss)
 
 
-def rank(cfg: DictConfig) -> dict[str, Any]:
+def rank(spec: RunSpec) -> RankingRecord:
     """Rank the bias kinds of one (model, task, regime, seed); returns the ranking record."""
-    task = config.check(cfg)
-    if cfg.method.trainable != "all_biases":
-        raise BeftError(f"beft.rank fine-tunes all biases (method=bitfit); got method={cfg.method.name!r}")
-    folder = rank_folder(cfg)
+    if spec.method["trainable"] != "all_biases":
+        raise BeftError(f"beft.rank fine-tunes all biases (method=bitfit); got method={spec.method['name']!r}")
+    folder = spec.rank_folder
     with records.run_lock(folder):  # one job per ranking; the BitFit run takes its own run's lock
-        if not cfg.force and records.is_completed(folder, records.RANKING_FILE):  # also when another job just did it
+        if not spec.force and (done := records.completed_record(folder, "rank")) is not None:  # also: another job
             log.info("skipping %s: completed ranking exists (force=true reruns it)", folder)
-            return records.read_record(folder, records.RANKING_FILE)
-        return _rank_locked(cfg, task, folder)
+            return done  # type: ignore[return-value]
+        return _rank_locked(spec)
 
 
-def _bitfit(cfg: DictConfig) -> dict[str, Any]:
+def _bitfit(spec: RunSpec) -> RunRecord:
     """The BitFit run (reused when completed). Its failure (e.g. a NaN loss) becomes a one-line BeftError naming the
     run and its record, which says ``failed`` and why."""
     try:
-        bitfit = run(cfg)
+        bitfit = run(spec)
     except BeftError:
         raise
     except Exception as err:
         raise BeftError(
-            f"the BitFit run {cfg.run_name} failed ({type(err).__name__}: {err}); its record "
-            f"{run_folder(cfg) / records.RECORD_FILE} says status failed; fix the cause and rerun"
+            f"the BitFit run {spec.name} failed ({type(err).__name__}: {err}); its record "
+            f"{spec.folder / RunRecord.FILE} says status failed; fix the cause and rerun"
         ) from err
-    if bitfit.get("status") != records.COMPLETED or "bias_change" not in bitfit:
+    if not bitfit.completed or bitfit.bias_change is None:
         raise BeftError(
-            f"the BitFit run {cfg.run_name} is {bitfit.get('status')!r} or has no bias_change; rerun it with force=true"
+            f"the BitFit run {spec.name} is {bitfit.status!r} or has no bias_change; rerun it with force=true"
         )
     return bitfit
 
 
-def _rank_locked(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any]:
+def _rank_locked(spec: RunSpec) -> RankingRecord:
     """Fisher, the BitFit run, scores and heat-maps; the ranking record says ``completed`` or ``failed`` and why.
     An interruption (SIGTERM, Ctrl-C, a requeue) writes no record, so the same command redoes it."""
-    t0 = time.perf_counter()
-    record: dict[str, Any] | None = {
-        "schema": records.SCHEMA_VERSION,
-        "status": "running",
-        "run": {
-            "model": cfg.model.name,
-            "task": task.name,
-            "regime": cfg.regime.name,
-            "seed": cfg.seed,
-            "variant": variants.current(),
-        },
-        "bitfit_run": cfg.run_name,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "environment": records.environment(),
-    }
+    t0, folder = time.perf_counter(), spec.rank_folder
+    record: RankingRecord | None = RankingRecord(
+        status=records.RUNNING,
+        run=RunId(
+            model=spec.model["name"], task=spec.task.name, regime=spec.regime, seed=spec.seed, variant=spec.variant
+        ),  # fmt: skip
+        bitfit_run=spec.name,
+        config=dict(spec.config),
+        environment=records.environment(),
+    )
     try:
-        fisher_layers = fisher(cfg, task)
-        bitfit = _bitfit(cfg)
-        angle = cfg.rank.angle_over_90
-        approaches = {
-            "angle": importance.summarise(importance.layer_scores(bitfit["bias_change"], "angle", angle)),
-            "magnitude": importance.summarise(importance.layer_scores(bitfit["bias_change"], "magnitude")),
-            "fisher": importance.summarise(fisher_layers),
-        }
-        title = f"{cfg.model.name} {task.name} {cfg.regime.name} seed {cfg.seed}"
-        heatmaps = {
-            name: str(plots.heatmap(summary, name, title, folder / f"heatmap_{name}.png"))
-            for name, summary in approaches.items()
-        }
-        record.update(
-            status=records.COMPLETED,
-            target=approaches["angle"]["target"],
-            approaches=approaches,
-            heatmaps=heatmaps,
-            bitfit_score=bitfit["score"],
-        )
+        _score(spec, record)
+        record.status = records.COMPLETED
     except Exception as err:
-        record.update(status=records.FAILED, error=f"{type(err).__name__}: {err}")
+        record.status, record.error = records.FAILED, f"{type(err).__name__}: {err}"
         raise
     except BaseException:
         log.error("%s interrupted: no ranking record written; rerun the same command to redo it", folder)
@@ -127,22 +99,48 @@ def _rank_locked(cfg: DictConfig, task: TaskSpec, folder: Path) -> dict[str, Any
         raise
     finally:
         if record is not None:
-            record["wall_s"] = round(time.perf_counter() - t0, 3)
-            records.write_record(folder, record, records.RANKING_FILE)
+            record.wall_s = round(time.perf_counter() - t0, 3)
+            records.write(folder, record)
     return record
+
+
+def _score(spec: RunSpec, record: RankingRecord) -> None:
+    """The three approaches' scores (docs/method.md §3) and one heat-map each."""
+    fisher_layers = fisher(spec)
+    bitfit = _bitfit(spec)
+    angle = spec.rank.angle_over_90
+    approaches = {
+        "angle": importance.summarise(importance.layer_scores(bitfit.bias_change, "angle", angle)),
+        "magnitude": importance.summarise(importance.layer_scores(bitfit.bias_change, "magnitude")),
+        "fisher": importance.summarise(fisher_layers),
+    }
+    title = f"{spec.model['name']} {spec.task.name} {spec.regime} seed {spec.seed}"
+    record.heatmaps = {
+        name: str(plots.heatmap(summary, name, title, spec.rank_folder / f"heatmap_{name}.png"))
+        for name, summary in approaches.items()
+    }
+    record.target = approaches["angle"]["target"]
+    record.approaches = approaches
+    record.bitfit_score = bitfit.score
+
+
+def rank_from_config(cfg: DictConfig) -> tuple[RunSpec, RankingRecord]:
+    spec = RunSpec.from_config(cfg)  # validated here, before any data or weights load
+    return spec, rank(spec)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="rank")
 def main(cfg: DictConfig) -> None:
-    record = guarded(rank, cfg, log)
-    if record is None:
+    result = guarded(rank_from_config, cfg, log)
+    if result is None:
         return
-    lines = [f"\n{cfg.rank.name}: target bias b_{record['target']} (magnitude+angle)"]
-    for name, summary in record["approaches"].items():
+    spec, record = result
+    lines = [f"\n{spec.rank.name}: target bias b_{record.target} (magnitude+angle)"]
+    for name, summary in record.approaches.items():
         means = ", ".join(f"b_{r}={summary['mean'][r]:.4g}" for r in summary["ranking_qkv"])
         lines.append(f"  {name:9s} ranking among q/k/v: {means} -> b_{summary['target']}")
-    lines.append(f"ranking record: {rank_folder(cfg) / records.RANKING_FILE}")
-    lines += [f"heat-map: {path}" for path in record["heatmaps"].values()]
+    lines.append(f"ranking record: {spec.rank_folder / RankingRecord.FILE}")
+    lines += [f"heat-map: {path}" for path in record.heatmaps.values()]
     print("\n".join(lines))
 
 

@@ -9,40 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from beft.spec import RunSpec
 
 
-def run_tags(cfg: DictConfig) -> list[str]:
-    bias = cfg.bias.name if cfg.method.trainable in ("bias", "bias_reparam") else "none"
-    tags = [f"model={cfg.model.name}", f"task={cfg.task.name}", f"regime={cfg.regime.name}"]
-    return [*tags, f"method={cfg.method.name}", f"bias={bias}", f"seed={cfg.seed}", *cfg.logger.get("tags", [])]
+def run_tags(spec: RunSpec) -> list[str]:
+    tags = [f"model={spec.model['name']}", f"task={spec.task.name}", f"regime={spec.regime}"]
+    method = [f"method={spec.method['name']}", f"bias={spec.bias_name or 'none'}", f"seed={spec.seed}"]
+    return [*tags, *method, *spec.logger.tags]
 
 
-def run_group(cfg: DictConfig) -> str:
+def run_group(spec: RunSpec) -> str:
     """The sweep a job belongs to: logger.group, else the experiment (paper table), else model/task/regime."""
-    default = f"{cfg.model.name}/{cfg.task.name}/{cfg.regime.name}"
-    return cfg.logger.get("group") or cfg.get("experiment_name") or default
+    return spec.logger.group or spec.experiment or f"{spec.model['name']}/{spec.task.name}/{spec.regime}"
 
 
 @contextmanager
-def track(cfg: DictConfig, folder: Path) -> Iterator[dict[str, Any] | None]:
+def track(spec: RunSpec) -> Iterator[dict[str, Any] | None]:
     """Yields a dict for the record (run id, group, tags, mode), or None without a tracker; ``summary`` is logged."""
-    if cfg.logger.report_to != "wandb":
+    if spec.logger.report_to != "wandb":
         yield None
         return
     import wandb
 
+    folder = spec.folder
     folder.mkdir(parents=True, exist_ok=True)
     run = wandb.init(
-        project=cfg.logger.project,
-        entity=cfg.logger.get("entity"),
-        group=run_group(cfg),
-        name=cfg.run_name,
-        tags=run_tags(cfg),
-        config=OmegaConf.to_container(cfg, resolve=True),
+        project=spec.logger.project,
+        entity=spec.logger.entity,
+        group=run_group(spec),
+        name=spec.name,
+        tags=run_tags(spec),
+        config=dict(spec.config),
         dir=str(folder),
         reinit="finish_previous",
     )

@@ -19,20 +19,27 @@ def main(cfg: DictConfig) -> float | None:
     # imported here, by the job: a sweep's launching process (which submits jobs, or skips finished ones) never
     # loads torch and transformers, so a rerun of a finished sweep takes a second
     from beft.cli import guarded
-    from beft.run import run, run_folder
 
-    record = guarded(run, cfg, log)
-    if record is None:
+    result = guarded(run_from_config, cfg, log)
+    if result is None:
         return None
-    score = record["score"]
+    spec, record = result
+    score, params = record.score, record.params
     print(
-        f"\n{cfg.run_name}: {score['split']} {score['metric']} = {score['final']:.4f} (final epoch; "
-        f"best {score['best']:.4f} at epoch {score['best_epoch']})\n"
-        f"trainable parameters: {record['params']['trainable']:,} of {record['params']['total']:,} "
-        f"({record['params']['percent']:.4f} %)\n"
-        f"record: {run_folder(cfg) / 'record.json'}"
+        f"\n{spec.name}: {score.split} {score.metric} = {score.final:.4f} (final epoch; "
+        f"best {score.best:.4f} at epoch {score.best_epoch})\n"
+        f"trainable parameters: {params['trainable']:,} of {params['total']:,} ({params['percent']:.4f} %)\n"
+        f"record: {spec.folder / record.FILE}"
     )
-    return score["final"]
+    return score.final
+
+
+def run_from_config(cfg: DictConfig):
+    from beft.run import run
+    from beft.spec import RunSpec
+
+    spec = RunSpec.from_config(cfg)  # validated here, before any data or weights load
+    return spec, run(spec)
 
 
 if __name__ == "__main__":

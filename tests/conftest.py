@@ -50,7 +50,6 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return _compose
 
 
-
 def smollm2_config(cache: Path) -> dict:
     """conf/model/smollm2.yaml as a run composes it, with ``cache`` as data.cache_dir."""
     from omegaconf import OmegaConf
@@ -85,3 +84,21 @@ def smollm2_tokenizer(decoder_cache):
     tokenizer = AutoTokenizer.from_pretrained(loading.resolve_source(smollm2_config(decoder_cache)))
     tokenizer.padding_side = "left"
     return tokenizer
+
+
+def run_config(cfg: DictConfig) -> dict:
+    """A composed config run as the entry point runs it (validated into a RunSpec, then trained or skipped); returns
+    the record as written to record.json."""
+    from beft import records
+    from beft.run import run
+    from beft.spec import RunSpec
+
+    return records.to_dict(run(RunSpec.from_config(cfg)))
+
+
+def write_record(folder, data: dict, name: str = "record.json"):
+    """Write a (partial) record given as its JSON data, through the suite's one writer."""
+    from beft import records
+
+    kind = records.RankingRecord if name == records.RANKING_FILE else records.RunRecord
+    return records.write(folder, records.from_dict(kind, data))

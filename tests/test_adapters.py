@@ -12,9 +12,10 @@ from peft import BeftConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 from torch import nn
 
-from beft import adapters, records
-from beft.data.tasks import TaskSpec
+from beft import adapters
 from beft.models import methods, targets
+from beft.spec import RunSpec
+from tests.conftest import write_record
 from tests.models.tiny import tiny_bert, tiny_llama, tiny_roberta
 
 BEFT = {"trainable": "bias", "head": True, "pooler_bias": True}
@@ -185,18 +186,19 @@ def test_a_peft_beft_adapter_on_llama_exports_in_adapter_form_and_refuses_to_mer
 
 def test_run_adapter_states_why_there_is_none(tmp_path, compose_cfg):
     model = tiny_bert()
-    task = TaskSpec.from_config(compose_cfg().task)
-    (tmp_path / "adapter").mkdir()
-    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")  # left by an earlier run of this folder
-    full = adapters.save_run_adapter(compose_cfg("method=full"), task, model, list(model.parameters()), tmp_path)
+    full_spec = RunSpec.unchecked(compose_cfg("method=full"))
+    folder = full_spec.folder
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text("{}")  # left by an earlier run of this folder
+    full = adapters.save_run_adapter(full_spec, model, list(model.parameters()))
     assert full["path"] is None and full["reason"].startswith("method full has no bias adapter")
-    assert not (tmp_path / "adapter").exists()
-    off = adapters.save_run_adapter(compose_cfg("save_adapter=false"), task, model, [], tmp_path)
+    assert not (folder / "adapter").exists()
+    off = adapters.save_run_adapter(RunSpec.unchecked(compose_cfg("save_adapter=false")), model, [])
     assert off == {"path": None, "bytes": None, "reason": "save_adapter=false"}
     assert compose_cfg().save_adapter is True
-    records.write_record(tmp_path, {"status": "completed", "adapter": full})
+    write_record(tmp_path, {"status": "completed", "adapter": full})
     with pytest.raises(adapters.AdapterError, match="the run has no adapter: method full has no bias adapter"):
         adapters.find_adapter(tmp_path)
-    records.write_record(tmp_path, {"status": "failed", "adapter": None})
+    write_record(tmp_path, {"status": "failed", "adapter": None})
     with pytest.raises(adapters.AdapterError, match="the run is 'failed', not completed"):
         adapters.find_adapter(tmp_path)

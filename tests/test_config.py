@@ -13,8 +13,8 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from beft import config
 from beft.errors import BeftError
+from beft.spec import RunSpec
 from tests.conftest import CONF_DIR, REPO
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
@@ -102,7 +102,7 @@ def test_model_task_regime(compose_cfg):
     for model, task, regime in itertools.product(ENCODERS, TASKS, REGIMES):
         if not defined(task, regime):  # no schedule: the check names the regimes the task has
             with pytest.raises(BeftError, match=f"regime='{regime}' is not defined for task='{task}'.*'low', 'all'"):
-                config.check(compose_cfg(f"model={model}", f"task={task}", f"regime={regime}"))
+                RunSpec.from_config(compose_cfg(f"model={model}", f"task={task}", f"regime={regime}"))
             continue
         cfg = compose_cfg(f"model={model}", f"task={task}", f"regime={regime}")
         assert cfg.task.name == task and cfg.regime.name == regime and cfg.model.name == model
@@ -198,12 +198,12 @@ def test_cli_cfg_job_shows_the_papers_values():
 )
 def test_bad_values_are_rejected_before_loading(compose_cfg, override, message):
     with pytest.raises(BeftError, match=message):
-        config.check(compose_cfg(override))
+        RunSpec.from_config(compose_cfg(override))
 
 
 def test_missing_task_file_in_data_dir(compose_cfg, data_dir):
     with pytest.raises(BeftError, match="glue/QQP/train.tsv is missing"):
-        config.check(compose_cfg("task=qqp", f"data.dir={data_dir}"))
+        RunSpec.from_config(compose_cfg("task=qqp", f"data.dir={data_dir}"))
 
 
 def test_cli_error_is_one_line_and_exit_code_2(tmp_path):

@@ -14,11 +14,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from beft import config
-from beft import run as run_module
 from beft.data import prompts, sources
-from beft.run import run
-from tests.conftest import FIXTURE_DATA, REPO
+from beft.pipelines import pipeline_for
+from beft.spec import RunSpec
+from tests.conftest import FIXTURE_DATA, REPO, run_config
 
 LAYERS, KV_WIDTH = 30, 3 * 64  # SmolLM2-135M: 30 layers, 3 key/value heads of 64
 SMOLLM2_BV = LAYERS * KV_WIDTH  # 5,760 added b_v entries
@@ -89,7 +88,7 @@ def test_added_bv_on_cb_writes_a_completed_record(cb_run):
 
 @pytest.mark.slow
 def test_zero_shot_copa_scores_the_pretrained_model(compose_cfg, data_dir, decoder_cache, one_thread):
-    record = run(compose_cfg("model=smollm2", "task=copa", "method=zero_shot", "data.num_eval=16",
+    record = run_config(compose_cfg("model=smollm2", "task=copa", "method=zero_shot", "data.num_eval=16",
                              f"data.dir={data_dir}", f"data.cache_dir={decoder_cache}"))  # fmt: skip
     check_common(record)
     assert record["run"]["method"] == "zero_shot" and record["run"]["bias"] is None
@@ -114,7 +113,7 @@ def squad_dir(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_squad_bv_generates_and_records_f1(compose_cfg, squad_dir, decoder_cache, one_thread):
-    record = run(compose_cfg("model=smollm2", "task=squad", "bias=v", "data.num_train=4", "data.num_eval=4",
+    record = run_config(compose_cfg("model=smollm2", "task=squad", "bias=v", "data.num_train=4", "data.num_eval=4",
                              "data.max_length=128", "trainer.args.num_train_epochs=1", f"data.dir={squad_dir}",
                              f"data.cache_dir={decoder_cache}"))  # fmt: skip
     check_common(record)
@@ -129,7 +128,7 @@ def test_squad_bv_generates_and_records_f1(compose_cfg, squad_dir, decoder_cache
 
 @pytest.mark.slow
 def test_icl_copa_puts_demonstrations_before_each_example(compose_cfg, data_dir, decoder_cache, one_thread):
-    record = run(compose_cfg("model=smollm2", "task=copa", "method=icl", "method.num_demos=2", "data.num_eval=4",
+    record = run_config(compose_cfg("model=smollm2", "task=copa", "method=icl", "method.num_demos=2", "data.num_eval=4",
                              f"data.dir={data_dir}", f"data.cache_dir={decoder_cache}"))  # fmt: skip
     check_common(record)
     assert record["run"]["method"] == "icl" and record["params"]["trainable"] == 0
@@ -141,6 +140,7 @@ def test_decoder_runs_encode_only_the_training_subset(compose_cfg, fixture_data_
     """The training split can hold ~100k rows (ReCoRD: ~14 candidate texts each): only the regime's subset is framed
     and tokenised, and the evaluation split only its data.num_eval examples."""
     encoded: list[int] = []
+
     def encode_split(ds, *args):
         encoded.append(len(ds))
         return ds.add_column("gold", [[1]] * len(ds))
@@ -148,10 +148,10 @@ def test_decoder_runs_encode_only_the_training_subset(compose_cfg, fixture_data_
     monkeypatch.setattr(prompts, "encode_split", encode_split)
     cfg = compose_cfg("model=smollm2", "task=drop", "data.num_train=3", "data.num_eval=2",
                       f"data.dir={fixture_data_dir}")  # fmt: skip
-    task = config.task_spec(cfg)
-    splits = sources.load_splits(task, cfg.data.dir)
+    spec = RunSpec.unchecked(cfg)
+    splits = sources.load_splits(spec.task, spec.data.dir)
     indices = [4, 0, 2]
     tokenizer = OmegaConf.create({"pad_token_id": 0})
-    prep = run_module._prepare_decoder(cfg, task, splits, indices, None, tokenizer, "", None, 0)
+    prep = pipeline_for(spec.model).prepare_data(spec, splits, indices, tokenizer)
     assert encoded == [3, 2]
-    assert prep.train_ds["question"] == [splits["train"][i]["question"] for i in indices]  # in the subset's order
+    assert prep.train["question"] == [splits["train"][i]["question"] for i in indices]  # in the subset's order

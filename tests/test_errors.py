@@ -19,12 +19,12 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-from beft import bench, config, rank
+from beft import bench, rank
 from beft.cli import guarded
 from beft.errors import BeftError, DataError
 from beft.models import loading
-from beft.run import run
-from tests.conftest import CONF_DIR, REPO
+from beft.spec import RunSpec
+from tests.conftest import CONF_DIR, REPO, run_config
 from tests.models.tiny import tiny_llama
 
 TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
@@ -102,7 +102,7 @@ BAD_VALUES = {
 @pytest.mark.parametrize(("overrides", "message"), BAD_VALUES.items(), ids=list(BAD_VALUES))
 def test_bad_value_is_rejected_naming_it(compose_cfg, overrides, message):
     with pytest.raises(BeftError, match=message):
-        config.check(compose_cfg(*overrides.split()))
+        RunSpec.from_config(compose_cfg(*overrides.split()))
 
 
 def test_every_task_declares_the_regimes_it_has_a_schedule_for():
@@ -120,7 +120,7 @@ def test_bias_the_model_lacks_is_named_before_weights_load(compose_cfg, llama_di
     monkeypatch.setattr(loading, "load_encoder", _must_not_load)
     with pytest.raises(BeftError, match=r"model 'minilm' \(bias=q\): llama has no q bias in its attention layers; "
                        r"add a zero-initialised one with model.add_bias=true"):  # fmt: skip
-        config.check(compose_cfg("bias=q", f"model.path={llama_dir}"))
+        RunSpec.from_config(compose_cfg("bias=q", f"model.path={llama_dir}"))
 
 
 def test_bias_free_decoder_without_add_bias_is_told_to_add_one(compose_cfg, llama_dir, monkeypatch):
@@ -128,14 +128,17 @@ def test_bias_free_decoder_without_add_bias_is_told_to_add_one(compose_cfg, llam
     monkeypatch.setattr(loading, "load_decoder", _must_not_load)
     with pytest.raises(BeftError, match=r"model 'smollm2' \(bias=q\): llama has no q bias in its attention layers; add "
                        r"a zero-initialised one with model.add_bias=true \(bias-free models"):  # fmt: skip
-        config.check(compose_cfg("model=smollm2", "task=sst2", "bias=q", "model.add_bias=false",
+        RunSpec.from_config(compose_cfg("model=smollm2", "task=sst2", "bias=q", "model.add_bias=false",
                                  f"model.path={llama_dir}"))  # fmt: skip
-    assert config.check(compose_cfg("model=smollm2", "task=sst2", "bias=q", f"model.path={llama_dir}")).name == "sst2"
+    assert (
+        RunSpec.from_config(compose_cfg("model=smollm2", "task=sst2", "bias=q", f"model.path={llama_dir}")).name
+        == "sst2"
+    )
 
 
 def test_bitfit_on_a_model_without_any_bias(compose_cfg, llama_dir):
     with pytest.raises(BeftError, match=r"\(llama\) has no bias terms at all, so method 'bitfit' would train the task"):
-        config.check(compose_cfg("method=bitfit", f"model.path={llama_dir}"))
+        RunSpec.from_config(compose_cfg("method=bitfit", f"model.path={llama_dir}"))
 
 
 def test_architecture_without_a_role_map(compose_cfg, tmp_path):
@@ -144,7 +147,7 @@ def test_architecture_without_a_role_map(compose_cfg, tmp_path):
         DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32)
     ).save_pretrained(folder)
     with pytest.raises(BeftError, match=r"model type 'distilbert' has no role map; supported: \['bert', 'gptj'"):
-        config.check(compose_cfg(f"model.path={folder}"))
+        RunSpec.from_config(compose_cfg(f"model.path={folder}"))
 
 
 def test_local_model_folder_without_weights(compose_cfg, llama_dir, tmp_path):
@@ -152,32 +155,32 @@ def test_local_model_folder_without_weights(compose_cfg, llama_dir, tmp_path):
     folder.mkdir()
     shutil.copy(llama_dir / "config.json", folder)
     with pytest.raises(BeftError, match=rf"model.path='{folder}': {folder} has no weights \(expected one of model"):
-        config.check(compose_cfg(f"model.path={folder}"))
+        RunSpec.from_config(compose_cfg(f"model.path={folder}"))
 
 
 def test_hub_model_out_of_reach(compose_cfg):
     """Offline, a hub id that is not cached fails at the config, before data or weights, saying what to do."""
     with pytest.raises(BeftError, match=r"cannot read the config of 'beft-tests/no-such-model'.*set model.path"):
-        config.check(compose_cfg("model=bert_base", "model.hub_id=beft-tests/no-such-model"))
+        RunSpec.from_config(compose_cfg("model=bert_base", "model.hub_id=beft-tests/no-such-model"))
 
 
 def test_data_folder_from_the_environment_that_is_missing(compose_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("BEFT_DATA_DIR", str(tmp_path / "gone"))
     with pytest.raises(DataError, match=rf"data.dir '{tmp_path / 'gone'}' is not a folder \(set data.dir or BEFT_DATA"):
-        config.check(compose_cfg())
+        RunSpec.from_config(compose_cfg())
 
 
 def test_task_files_missing_from_the_data_folder(compose_cfg, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"task 'rte': .*glue/RTE/train.tsv is missing"):
-        config.check(compose_cfg(f"data.dir={tmp_path / 'empty'}"))
+        RunSpec.from_config(compose_cfg(f"data.dir={tmp_path / 'empty'}"))
 
 
 def test_data_file_with_wrong_columns_names_file_and_line(compose_cfg, rte_copy):
     path = rte_copy / "glue" / "RTE" / "dev.tsv"
     path.write_text(path.read_text().replace("sentence1\t", "premise\t", 1))
     with pytest.raises(DataError, match=rf"{path}, line 1 \(header\): column 'sentence1' .* is missing; found"):
-        config.check(compose_cfg(f"data.dir={rte_copy}"))
+        RunSpec.from_config(compose_cfg(f"data.dir={rte_copy}"))
 
 
 def test_data_file_with_a_bad_label_names_file_and_line(compose_cfg, rte_copy):
@@ -186,7 +189,7 @@ def test_data_file_with_a_bad_label_names_file_and_line(compose_cfg, rte_copy):
     lines[1] = lines[1].replace("\tnot_entailment\n", "\tmaybe\n")
     path.write_text("".join(lines))
     with pytest.raises(DataError, match=rf"{path}, line 2: label 'maybe' is not one of \['entailment'"):
-        config.check(compose_cfg(f"data.dir={rte_copy}"))
+        RunSpec.from_config(compose_cfg(f"data.dir={rte_copy}"))
 
 
 def test_unparseable_row_stops_the_run_before_the_model_loads(compose_cfg, data_dir, tmp_path, monkeypatch):
@@ -198,14 +201,14 @@ def test_unparseable_row_stops_the_run_before_the_model_loads(compose_cfg, data_
     (folder / "val.jsonl").write_text("".join(lines))
     monkeypatch.setattr(loading, "load_encoder", _must_not_load)
     with pytest.raises(DataError, match=rf"{folder / 'val.jsonl'}, line 3: not valid JSON"):
-        run(compose_cfg("task=cb", f"data.dir={tmp_path / 'data'}"))
+        run_config(compose_cfg("task=cb", f"data.dir={tmp_path / 'data'}"))
 
 
 def test_rank_and_bench_report_bad_input_in_one_line(compose_cfg, tmp_path, caplog, capsys):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("rank", overrides=[f"results_dir={tmp_path}", "task=wic", "regime=high"])
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
-        guarded(rank.rank, cfg, logging.getLogger("beft.rank"))
+        guarded(rank.rank_from_config, cfg, logging.getLogger("beft.rank"))
     assert exit_.value.code == 2
     assert "regime='high' is not defined for task='wic' on encoder models; valid regimes for wic: ['low', 'all']" in (
         caplog.text

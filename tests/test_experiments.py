@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from beft import config
 from beft.report import tables
+from beft.spec import RunSpec
 from tests.conftest import CONF_DIR, REPO
 
 # experiment -> (entry config, number of jobs, what every job must have)
@@ -111,9 +112,7 @@ def test_experiment_composes_to_the_paper_grid(experiment):
                 node = node[part]
             assert node == value
         # the model kind runs the task, the regime and the method (beft.config's checks that need no model files)
-        task = config.task_spec(job)
-        config._check_pipeline(job.model, task, job.method)
-        config._check_regime(job, task)
+        config.validate_pairing(RunSpec.unchecked(job))
 
 
 def test_experiments_cover_every_run_of_the_paper_tables():

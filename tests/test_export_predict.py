@@ -19,8 +19,8 @@ from beft import adapters, export, predict
 from beft.data.sources import load_local_split
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
-from beft.run import run, run_folder
-from tests.conftest import CONF_DIR, REPO
+from beft.spec import RunSpec
+from tests.conftest import CONF_DIR, REPO, run_config
 
 SMALL = ("data.num_train=32", "trainer.args.num_train_epochs=1")
 BATCH = 64
@@ -101,7 +101,7 @@ def trained_run(tmp_path_factory, data_dir):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(adapters, "save_run_adapter", spy)
-        record = run(cfg)
+        record = run_config(cfg)
     task = TaskSpec.from_config(cfg.task)
     val = load_local_split(task, data_dir, "validation")
     pairs = [[r["sentence1"], r["sentence2"]] for r in val]
@@ -110,7 +110,7 @@ def trained_run(tmp_path_factory, data_dir):
     return {
         "tmp": tmp,
         "record": record,
-        "folder": run_folder(cfg),
+        "folder": RunSpec.from_config(cfg).folder,
         "pairs": pairs,
         "labels": list(val["label"]),
         "logits": logits,

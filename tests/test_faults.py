@@ -30,9 +30,10 @@ from beft import faults, rank, records
 from beft.cli import guarded
 from beft.data import features
 from beft.models import loading
-from beft.run import run, run_folder
+from beft.spec import RunSpec
+from beft.train import run_from_config
 from beft.training.trainer import EpochHistory, FiniteLossTrainer, NonFiniteLossError
-from tests.conftest import CONF_DIR, REPO
+from tests.conftest import CONF_DIR, REPO, run_config, write_record
 
 FORK = multiprocessing.get_context("fork")  # children inherit the imported modules: no second start-up
 
@@ -75,7 +76,7 @@ def test_killed_run_leaves_no_record_and_a_rerun_completes(tmp_path, data_dir):
 
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    record = records.read_record(folder)  # the lock died with the killed job: the rerun was not refused
+    record = records.to_dict(records.read_run(folder))  # the lock died with the killed job: the rerun was not refused
     assert record["status"] == "completed" and [e["epoch"] for e in record["epochs"]] == [1]
     assert record["data"]["num_train"] == 32 and math.isfinite(record["score"]["final"])
     assert not (folder / "trainer").exists()
@@ -96,10 +97,13 @@ def test_sigterm_mid_training_ends_the_run_without_a_record(compose_cfg, data_di
 
     monkeypatch.setattr(FiniteLossTrainer, "training_step", step_then_sigterm)
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
-        guarded(run, cfg, logging.getLogger("beft.train"))
+        guarded(run_from_config, cfg, logging.getLogger("beft.train"))
     assert exit_.value.code == faults.EXIT_CODE == 143 and steps == [0, 1]
     assert "terminated by SIGTERM: stopped without writing a record" in caplog.text
-    assert not (run_folder(cfg) / records.RECORD_FILE).exists() and not (run_folder(cfg) / "trainer").exists()
+    assert (
+        not (RunSpec.from_config(cfg).folder / records.RECORD_FILE).exists()
+        and not (RunSpec.from_config(cfg).folder / "trainer").exists()
+    )
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
@@ -133,8 +137,8 @@ def test_requeue_exit_writes_no_record(compose_cfg, data_dir, monkeypatch):
 
     monkeypatch.setattr(loading, "load_encoder", preempted)
     with pytest.raises(SystemExit):
-        run(cfg)
-    assert not (run_folder(cfg) / records.RECORD_FILE).exists()
+        run_config(cfg)
+    assert not (RunSpec.from_config(cfg).folder / records.RECORD_FILE).exists()
 
 
 def test_entry_points_turn_faults_into_exit_codes(caplog):
@@ -166,8 +170,8 @@ def _write_many(root: str, worker: int, count: int, start) -> None:
     start.wait()
     payload = "x" * 65536  # large enough that a non-atomic write would be seen half-done
     for i in range(count):
-        records.write_record(Path(root) / "shared", {"status": "completed", "worker": worker, "i": i, "p": payload})
-        records.write_record(Path(root) / f"own-{worker}", {"status": "completed", "i": i, "p": payload})
+        write_record(Path(root) / "shared", {"status": "completed", "worker": worker, "i": i, "p": payload})
+        write_record(Path(root) / f"own-{worker}", {"status": "completed", "i": i, "p": payload})
 
 
 def _read_many(root: str, stop, errors) -> None:
@@ -199,7 +203,7 @@ def test_two_processes_writing_records_never_leave_a_partial_one(tmp_path):
     assert errors.empty(), errors.get()
     for name in ("shared", "own-0", "own-1"):
         assert [p.name for p in (tmp_path / name).iterdir()] == ["record.json"]  # no temporaries left
-        assert records.read_record(tmp_path / name)["i"] == 149
+        assert records.read_run(tmp_path / name).extra["i"] == 149
 
 
 def _hold_lock(folder: str, held, release) -> None:
@@ -210,14 +214,14 @@ def _hold_lock(folder: str, held, release) -> None:
 
 def test_a_run_held_by_a_live_job_is_not_run_twice(compose_cfg, data_dir):
     cfg = compose_cfg("task=cb", f"data.dir={data_dir}")
-    folder = run_folder(cfg)
+    folder = RunSpec.from_config(cfg).folder
     held, release = FORK.Event(), FORK.Event()
     holder = FORK.Process(target=_hold_lock, args=(str(folder), held, release))
     holder.start()
     try:
         assert held.wait(30)
         with pytest.raises(records.RunLockedError, match=rf"is being run by another job \(pid {holder.pid} on "):
-            run(cfg)
+            run_config(cfg)
         assert not (folder / records.RECORD_FILE).exists()
     finally:
         holder.kill()  # SIGKILL: the kernel releases the lock with the process
@@ -272,14 +276,14 @@ def test_nan_loss_fails_the_run_with_the_reason_and_rank_reports_it(tmp_path, da
         ])  # fmt: skip
     monkeypatch.setattr(rank, "fisher", lambda cfg, task: {})  # the test is about the BitFit run
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
-        guarded(rank.rank, cfg, logging.getLogger("beft.rank"))
+        guarded(rank.rank_from_config, cfg, logging.getLogger("beft.rank"))
     assert exit_.value.code == 2
     reason = "NonFiniteLossError: training loss became nan at step 2 (epoch 0.50): the run diverged"
     assert f"the BitFit run minilm/cb/low/bitfit/seed=0 failed ({reason}" in caplog.text
-    bitfit = records.read_record(run_folder(cfg))
+    bitfit = records.to_dict(records.read_run(RunSpec.from_config(cfg).folder))
     assert bitfit["status"] == "failed" and bitfit["error"].startswith(reason) and "epochs" not in bitfit
-    assert not (run_folder(cfg) / "trainer").exists()
-    ranking = records.read_record(rank.rank_folder(cfg), records.RANKING_FILE)
+    assert not (RunSpec.from_config(cfg).folder / "trainer").exists()
+    ranking = records.to_dict(records.read_ranking(RunSpec.from_config(cfg).rank_folder))
     assert ranking["status"] == "failed" and reason in ranking["error"]
 
 
@@ -302,8 +306,8 @@ def test_failed_record_is_redone_and_an_unknown_error_is_recorded(compose_cfg, d
 
     monkeypatch.setattr(loading, "load_encoder", broken)
     with pytest.raises(RuntimeError):
-        run(cfg)
-    assert records.read_record(run_folder(cfg))["error"] == "RuntimeError: disk on fire"
-    assert not records.is_completed(run_folder(cfg))
+        run_config(cfg)
+    assert records.to_dict(records.read_run(RunSpec.from_config(cfg).folder))["error"] == "RuntimeError: disk on fire"
+    assert records.completed_record(RunSpec.from_config(cfg).folder) is None
     with pytest.raises(RuntimeError):  # not skipped: it runs (and fails) again
-        run(cfg)
+        run_config(cfg)

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from beft import records
-from beft.run import run, run_folder
-from tests.conftest import REPO
+from beft.spec import RunSpec
+from tests.conftest import REPO, run_config
 
 SMALL = ("data.num_train=24", "trainer.args.num_train_epochs=1")
 # hyperparameter overrides make a variant: its own folder, never mistaken for the paper's run (beft/variants.py)
@@ -96,16 +96,16 @@ def test_runs_of_one_seed_are_paired_and_deterministic(bv_run, compose_cfg, data
     tmp, _, _ = bv_run
     bv = json.loads((tmp / "runs" / "minilm/rte/low/beft-v" / VARIANT / "record.json").read_text())
     cfg = compose_cfg("bias=q", *SMALL, f"data.dir={data_dir}")
-    bq = run(cfg)
+    bq = run_config(cfg)
     assert bq["data"]["subset_sha256"] == bv["data"]["subset_sha256"]
     assert bq["params"]["trainable"] == MINILM_BV
-    again = run(compose_cfg("bias=q", "force=true", *SMALL, f"data.dir={data_dir}"))
+    again = run_config(compose_cfg("bias=q", "force=true", *SMALL, f"data.dir={data_dir}"))
     assert again["epochs"] == bq["epochs"] and again["data"] == bq["data"]  # same metrics, same training subset
     sources = {"seed", "torch_python_numpy", "trainer", "trainer_shuffle"}  # every random source and its seed
     assert {k: bq["seeds"][k] for k in sources} == dict.fromkeys(sources, 0) and bq["seeds"]["method"] is None
     assert bq["seeds"]["subset"] == "numpy.random.RandomState(0).permutation(train_rows)[:num_train]"
-    other_seed = run(compose_cfg("bias=q", "seed=1", *SMALL, f"data.dir={data_dir}"))
+    other_seed = run_config(compose_cfg("bias=q", "seed=1", *SMALL, f"data.dir={data_dir}"))
     assert other_seed["data"]["subset_sha256"] != bq["data"]["subset_sha256"]
     assert other_seed["epochs"][0]["train_loss"] != bq["epochs"][0]["train_loss"]
     assert {k: other_seed["seeds"][k] for k in sources} == dict.fromkeys(sources, 1)
-    assert records.is_completed(run_folder(cfg))
+    assert records.completed_record(RunSpec.from_config(cfg).folder) is not None

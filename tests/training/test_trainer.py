@@ -10,8 +10,8 @@ from transformers import AutoTokenizer
 from beft.data.tasks import TaskSpec
 from beft.models import methods, targets
 from beft.models.loading import resolve_source
-from beft.run import run
 from beft.training import trainer
+from tests.conftest import run_config
 from tests.models.tiny import tiny_bert
 
 BEFT = {"trainable": "bias", "head": True, "pooler_bias": True}
@@ -58,10 +58,8 @@ def fit_roles(tmp_path, tokenizer, roles: list[str]):
     model = tiny_bert()
     methods.apply_method(model, BEFT, {"roles": roles})
     checked = {role: targets.role_biases(model, role) for role in roles}
-    _, metrics = trainer.fit(
-        model, tokenizer, toy_dataset(), {"validation": toy_dataset(4)}, TASK, ARGS, tmp_path, seed=0,
-        zero_grad_roles=checked,
-    )  # fmt: skip
+    settings = trainer.FitSettings(ARGS, tmp_path, seed=0, max_length=128, zero_grad_roles=checked)
+    _, metrics = trainer.fit(model, tokenizer, toy_dataset(), {"validation": toy_dataset(4)}, TASK, settings)
     return metrics["warnings"]
 
 
@@ -102,6 +100,6 @@ def test_check_separates_rounding_from_real_gradients(autocast):
 @pytest.mark.slow
 def test_record_of_a_b_k_run_carries_the_warning(compose_cfg, data_dir):
     small = ("data.num_train=8", "data.max_length=32", "+trainer.args.max_steps=1", "trainer.args.num_train_epochs=1")
-    record = run(compose_cfg("bias=k", *small, f"data.dir={data_dir}", "save_adapter=false"))
+    record = run_config(compose_cfg("bias=k", *small, f"data.dir={data_dir}", "save_adapter=false"))
     assert record["status"] == "completed"
     assert len(record["warnings"]) == 1 and record["warnings"][0].startswith("b_k gets zero gradient")
