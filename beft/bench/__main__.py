@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 import beft.bench
-from beft import config, records
+from beft import records
 from beft.bench import jobs, machine, memory, report, settings, steps
 
 
@@ -38,16 +38,14 @@ def measure_steps(
     args: argparse.Namespace, overrides: Sequence[str], device: torch.device, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """The step table and memory on the configured batch: the result's ``settings``, ``memory_method``, ``steps``."""
-    from beft.data.tasks import TaskSpec
     from beft.models import loading
 
     base = [*settings.load().step_overrides, *overrides]
-    cfg = settings.compose_train(*base)
-    config.check(cfg)  # bad input: one line naming the value, before any model or data is loaded
-    torch.manual_seed(cfg.seed)
-    model, tokenizer, source = loading.load_encoder(cfg.model, TaskSpec.from_config(cfg.task))
+    spec = settings.train_spec(*base, checked=True)  # bad input: one line, before any model or data is loaded
+    torch.manual_seed(spec.seed)
+    model, tokenizer, source = loading.load_encoder(spec.model, spec.task)
     model.to(device)
-    batch, batch_source = steps.step_batch(cfg, tokenizer, device)
+    batch, batch_source = steps.step_batch(spec, tokenizer, device)
     setups = [*steps.method_setups(model, base), steps.EVAL]
     log(f"steps: {', '.join(s.name for s in setups)} on a batch of {tuple(batch['input_ids'].shape)}")
     times = steps.time_steps(model, batch, setups, args.steps, args.warmup, args.precision)
@@ -58,7 +56,7 @@ def measure_steps(
     }
     return {
         "settings": {
-            "model": cfg.model.name,
+            "model": spec.model["name"],
             "model_source": source,
             "batch_shape": list(batch["input_ids"].shape),
             "batch_source": batch_source,

@@ -101,14 +101,12 @@ def warm_cache(task: str, padding: str, cache_dir: Path, overrides: Sequence[str
     from transformers import AutoTokenizer
 
     from beft.data import features, sources
-    from beft.data.tasks import TaskSpec
     from beft.models import loading
 
-    cfg = settings.compose_train(f"task={task}", f"data.padding={padding}", *overrides)
-    spec = TaskSpec.from_config(cfg.task)
-    tokenizer = AutoTokenizer.from_pretrained(loading.resolve_source(cfg.model))
-    for split in sources.load_splits(spec, cfg.data.dir).values():
-        features.tokenize(split, spec.text_fields, tokenizer, cfg.data.max_length, padding, cache_dir)
+    spec = settings.train_spec(f"task={task}", f"data.padding={padding}", *overrides)
+    tokenizer = AutoTokenizer.from_pretrained(loading.resolve_source(spec.model))
+    for split in sources.load_splits(spec.task, spec.data.dir).values():
+        features.tokenize(split, spec.task.text_fields, tokenizer, spec.data.max_length, padding, cache_dir)
 
 
 def end_to_end(

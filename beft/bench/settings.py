@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from beft.errors import ConfigError
+from beft.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
@@ -59,13 +60,14 @@ def methods() -> dict[str, tuple[str, list[str]]]:
     return {str(name): (m.label, list(m.overrides)) for name, m in load().methods.items()}
 
 
-def compose_train(*overrides: str) -> DictConfig:
-    """conf/train.yaml composed as ``python -m beft.train`` would."""
+def train_spec(*overrides: str, checked: bool = False) -> RunSpec:
+    """conf/train.yaml composed and converted as ``python -m beft.train`` would (``checked``: and validated)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        cfg = compose("train", overrides=list(overrides))
+    return RunSpec.from_config(cfg, hydra_job=False) if checked else RunSpec.unchecked(cfg)
 
 
 def full_schedule_epochs(task: str, overrides: Sequence[str] = ()) -> int:
     """The epochs a real end-to-end job of ``task`` runs (conf/schedule/<kind>/<task>/<regime>.yaml)."""
-    cfg = compose_train(f"task={task}", *load().job_overrides, *overrides)
-    return int(cfg.trainer.args.num_train_epochs)
+    spec = train_spec(f"task={task}", *load().job_overrides, *overrides)
+    return int(spec.trainer_args["num_train_epochs"])

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from beft.bench import settings
+from beft.spec import RunSpec
 
 
 @dataclass
@@ -44,49 +44,40 @@ def method_setups(model: nn.Module, base_overrides: Sequence[str]) -> list[StepS
 
     setups = []
     for name, (label, overrides) in settings.methods().items():
-        cfg = settings.compose_train(*base_overrides, *overrides)
-        args = cfg.trainer.args
-        trainable = methods.apply_method(
-            model,
-            OmegaConf.to_container(cfg.method, resolve=True),
-            OmegaConf.to_container(cfg.bias, resolve=True),
-            seed=cfg.seed,
-        )
+        spec = settings.train_spec(*base_overrides, *overrides)
+        args = spec.trainer_args
+        trainable = methods.apply_method(model, dict(spec.method), dict(spec.bias), seed=spec.seed)
         setups.append(
             StepSetup(
                 name,
                 label,
                 trainable.params,
-                lr=float(args.learning_rate),
-                betas=(float(args.adam_beta1), float(args.adam_beta2)),
-                eps=float(args.adam_epsilon),
-                weight_decay=float(args.weight_decay),
-                max_grad_norm=float(args.max_grad_norm),
+                lr=float(args["learning_rate"]),
+                betas=(float(args["adam_beta1"]), float(args["adam_beta2"])),
+                eps=float(args["adam_epsilon"]),
+                weight_decay=float(args["weight_decay"]),
+                max_grad_norm=float(args["max_grad_norm"]),
             )
         )
     return setups
 
 
-def step_batch(cfg: DictConfig, tokenizer, device: torch.device) -> tuple[dict[str, torch.Tensor], str]:
-    """The first training batch of the task's subset (seed ``cfg.seed``), padded as ``cfg.data.padding`` says."""
+def step_batch(spec: RunSpec, tokenizer, device: torch.device) -> tuple[dict[str, torch.Tensor], str]:
+    """The first training batch of the task's subset (seed ``spec.seed``), padded as ``data.padding`` says."""
     from transformers import DataCollatorWithPadding
 
     from beft.data import features, regimes, sources
-    from beft.data.tasks import TaskSpec
 
-    spec = TaskSpec.from_config(cfg.task)
-    train = sources.load_splits(spec, cfg.data.dir)["train"]
-    size = int(cfg.trainer.args.per_device_train_batch_size)
-    rows = regimes.subset_indices(len(train), cfg.data.num_train, cfg.seed)[:size]
-    feats = features.tokenize(
-        train.select(rows), spec.text_fields, tokenizer, cfg.data.max_length, cfg.data.padding, None
-    )
+    data, task = spec.data, spec.task
+    train = sources.load_splits(task, data.dir)["train"]
+    size = int(spec.trainer_args["per_device_train_batch_size"])
+    rows = regimes.subset_indices(len(train), data.num_train, spec.seed)[:size]
+    feats = features.tokenize(train.select(rows), task.text_fields, tokenizer, data.max_length, data.padding, None)
     batch = DataCollatorWithPadding(tokenizer)([feats[i] for i in range(len(feats))])
     batch = {("labels" if k == "label" else k): v.to(device) for k, v in batch.items()}
     return (
         batch,
-        f"first {size} rows of the {spec.name} {cfg.regime.name}-regime subset, seed {cfg.seed}, "
-        f"{cfg.data.padding} padding",
+        f"first {size} rows of the {task.name} {spec.regime}-regime subset, seed {spec.seed}, {data.padding} padding",
     )
 
 

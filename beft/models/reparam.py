@@ -19,10 +19,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.utils.hooks import RemovableHandle
 
 from beft.errors import BeftError
 from beft.models import targets
@@ -213,7 +211,7 @@ class PiSSA(BiasReparam):
 @variant
 class BALoRA(PiSSA):
     """BA-LoRA on a bias: PiSSA's parameterisation; its consistency, diversity and SVD regularisers act on the loss
-    (``add_balora_regularisers``), not on the bias."""
+    (``beft.models.balora``), not on the bias."""
 
     variant = "balora"
 
@@ -297,75 +295,6 @@ def bypassed(model: nn.Module) -> Iterator[None]:
             r.bypass = False
 
 
-# --- BA-LoRA's regularisers ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BALoRAWeights:
-    """Weights of BA-LoRA's NLU regularisers. The BEFT paper gives none; the defaults are those of the BA-LoRA
-    authors' code (github.com/cyp-jlu-ai/BA-LoRA, train.py: lambda1 1e-4, lambda2 3e-4, lambda3 1e-4, k 3)."""
-
-    consistency: float = 1e-4
-    diversity: float = 3e-4
-    svd: float = 1e-4
-    svd_k: int = 3
-
-    def active(self) -> bool:
-        return any((self.consistency, self.diversity, self.svd))
-
-
-def balora_terms(logits: torch.Tensor, reference: torch.Tensor | None, svd_k: int) -> dict[str, torch.Tensor]:
-    """BA-LoRA's NLU regularisers on a batch of classification logits (batch x labels).
-
-    consistency: MSE between the L2-normalised logits and those of the pre-trained biases (knowledge drift);
-    diversity: sum of squared off-diagonal entries of the logits' batch covariance, divided by the number of labels
-    (representation collapse); svd: minus the share of the top-k singular values of the logit matrix (noise).
-    """
-    if logits.dim() != 2:
-        raise ReparamError(
-            f"BA-LoRA regularisers need classification logits (batch x labels), got {tuple(logits.shape)}"
-        )
-    batch, dim = logits.shape
-    terms: dict[str, torch.Tensor] = {}
-    if reference is not None:
-        terms["consistency"] = F.mse_loss(F.normalize(logits, dim=-1), F.normalize(reference, dim=-1))
-    centred = logits - logits.mean(dim=0)
-    cov = centred.T @ centred / max(batch - 1, 1)
-    terms["diversity"] = (cov - torch.diag(torch.diag(cov))).pow(2).sum() / dim
-    s = torch.linalg.svdvals(logits.float())
-    terms["svd"] = -(s[:svd_k].sum() / s.sum().clamp_min(1e-10)).to(logits.dtype)
-    return terms
-
-
-def add_balora_regularisers(model: nn.Module, weights: BALoRAWeights) -> RemovableHandle:
-    """Add BA-LoRA's weighted regularisers to ``output.loss`` of every training forward pass of ``model``.
-
-    A forward hook, so any training loop that uses the model's loss (the shared Trainer) gets them without changes;
-    evaluation (eval mode or no grad) is untouched. The consistency reference is the same model with the pre-trained
-    biases (the re-parametrisations bypassed), in eval mode and without gradients, as BA-LoRA's frozen teacher.
-    """
-
-    def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-        if not (module.training and torch.is_grad_enabled()) or getattr(output, "loss", None) is None:
-            return None
-        reference = None
-        if weights.consistency:
-            inputs = {k: v for k, v in kwargs.items() if k not in ("labels", "num_items_in_batch")}
-            with torch.no_grad(), bypassed(module):
-                module.eval()
-                try:
-                    reference = module(*args, **inputs).logits
-                finally:
-                    module.train()
-        terms = balora_terms(output.logits, reference, weights.svd_k)
-        output.loss = output.loss + sum(getattr(weights, k) * v for k, v in terms.items())
-        return output
-
-    handle = model.register_forward_hook(hook, with_kwargs=True)
-    model.__dict__["_beft_balora_hook"] = handle  # plain attribute: found again by ``remove``
-    return handle
-
-
 # --- from a method config; counts -----------------------------------------------------------------------------------
 
 
@@ -389,14 +318,16 @@ def from_config(model: nn.Module, method_cfg: Mapping[str, Any], roles: list[str
     info: dict[str, Any] = {"variant": name, "reshape": asdict(shape), "alpha": alpha, "roles": list(roles)}
     regularisers = method_cfg.get("regularisers")
     if regularisers is not None:
-        weights = BALoRAWeights(**regularisers)
+        from beft.models import balora  # balora builds on this module's bypass
+
+        weights = balora.BALoRAWeights(**regularisers)
         if weights.active():
             if not type(model).__name__.endswith("ForSequenceClassification"):
                 raise ReparamError(
                     f"BA-LoRA's regularisers are implemented for sequence classification (NLU, Appendix C.5), not "
                     f"{type(model).__name__}; set method.regularisers weights to 0 for the parameterisation alone"
                 )
-            add_balora_regularisers(model, weights)
+            balora.add_regularisers(model, weights)
         info["regularisers"] = asdict(weights)
     per_layer = {sum(p.numel() for p in v.parameters()) for v in variants}
     dims = {v.shape.m * v.shape.n for v in variants}

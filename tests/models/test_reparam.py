@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from beft.models import methods, reparam, targets
+from beft.models import balora, methods, reparam, targets
 from tests.conftest import CONF_DIR, run_config
 from tests.models.test_targets import BERT_HEAD, BERT_MODULE, OPT_MODULE
 from tests.models.tiny import HIDDEN, LAYERS, tiny_bert, tiny_llama, tiny_opt
@@ -230,12 +230,12 @@ def test_method_config_overrides_model_schedule_and_yields_to_the_command_line(c
 
 def test_balora_terms_by_hand():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    terms = reparam.balora_terms(x, x.clone(), svd_k=1)
+    terms = balora.terms(x, x.clone(), svd_k=1)
     assert terms["consistency"] == 0
     # batch covariance: centred rows (2/3, -1/3), (-1/3, 2/3), (-1/3, -1/3) -> off-diagonal -1/6; 2 * (1/36) / 2 labels
     torch.testing.assert_close(terms["diversity"], torch.tensor(1 / 36))
     torch.testing.assert_close(terms["svd"], torch.tensor(-0.5))  # singular values (1, 1): top-1 share 1/2
-    flipped = reparam.balora_terms(x, -x, svd_k=1)["consistency"]
+    flipped = balora.terms(x, -x, svd_k=1)["consistency"]
     torch.testing.assert_close(flipped, torch.tensor(4 * 2 / 6))  # rows (1,0) vs (-1,0): squared error 4, mean of 6
 
 
@@ -252,7 +252,7 @@ def test_balora_regularisers_join_the_training_loss_only():
     assert not any(m.bypass for m in model.modules() if isinstance(m, reparam.BiasReparam))
     task = model.eval()(input_ids=IDS, labels=labels)
     reference = plain(input_ids=IDS).logits  # the pre-trained biases, with the same head
-    terms = reparam.balora_terms(task.logits, reference, svd_k=3)
+    terms = balora.terms(task.logits, reference, svd_k=3)
     assert terms["consistency"] > 0 and terms["diversity"] > 0
     expected = task.loss + sum(BALORA_WEIGHTS[k] * v for k, v in terms.items())
     torch.testing.assert_close(out.loss, expected)
