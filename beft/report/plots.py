@@ -12,18 +12,23 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from beft import atomic  # noqa: E402
+
 ROLE_LABELS = {"q": "b_q", "k": "b_k", "v": "b_v", "o": "b_o (m1)", "ln1": "LN1", "m2": "m2", "m3": "m3", "ln2": "LN2"}
 TITLES = {"angle": "Magnitude + angle (ours)", "magnitude": "Magnitude", "fisher": "Empirical Fisher"}
 
 
 def _save(fig, path: str | Path) -> Path:
+    """Write the figure atomically (the temporary file's name has no image suffix: the format is the path's)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+
+    def savefig(tmp: Path) -> None:
+        fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight")
+
+    try:
+        return atomic.write_with(path, savefig)
+    finally:
+        plt.close(fig)
 
 
 def heatmap(summary: Mapping[str, Any], approach: str, title: str, path: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """``python -m beft.report.regimes --model minilm --task sst2``: the paper's Figure 4 for one task from records.
 
 Per approach, the mean importance of b_v/b_q/b_k in each regime (ranking records), next to the final score of
-fine-tuning each bias directly (beft-v/q/k run records). Missing records are listed, drawn as gaps, never invented.
+fine-tuning each bias directly (beft-v/q/k run records), found by their run coordinates. Missing records are listed,
+drawn as gaps, never invented.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from beft import records
 from beft.importance import APPROACHES, CANDIDATES
-from beft.report import plots
+from beft.report import lookup, names, plots
 
 REGIMES = ("low", "medium", "high", "all")
 
@@ -24,21 +25,24 @@ def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES
     scores: dict[str, dict[str, float]] = {}
     missing: list[str] = []
     metric = None
+    rankings = [rec for _, rec in records.iter_rankings(results_dir)]
+    runs = [rec for _, rec in records.iter_runs(results_dir)]
     for regime in regimes:
-        base = results_dir / model / task / regime
-        ranking = records.read_record(base / "ranking" / f"seed={seed}", records.RANKING_FILE)
-        if ranking and ranking.get("status") == records.COMPLETED:
+        where = {"model": model, "task": task, "regime": regime, "seed": seed}
+        ranking = lookup.find_record(rankings, **where)
+        if ranking is not None and ranking.completed:
             for approach in APPROACHES:
-                importance[approach][regime] = {r: ranking["approaches"][approach]["mean"][r] for r in CANDIDATES}
+                importance[approach][regime] = {r: ranking.approaches[approach]["mean"][r] for r in CANDIDATES}
         else:
-            missing.append(f"{regime}/ranking" + (f" ({ranking['status']})" if ranking else ""))
+            missing.append(f"{regime}/ranking" + (f" ({ranking.status})" if ranking is not None else ""))
         for role in CANDIDATES:
-            record = records.read_record(base / f"beft-{role}" / f"seed={seed}")
-            if record and record.get("status") == records.COMPLETED:
-                scores.setdefault(regime, {})[role] = record["score"]["final"]
-                metric = record["score"]["metric"]
+            label = names.run_label("beft", role)
+            run = lookup.find_record(runs, **where, label=label)
+            if run is not None and run.completed:
+                scores.setdefault(regime, {})[role] = run.score.final
+                metric = run.score.metric
             else:
-                missing.append(f"{regime}/beft-{role}" + (f" ({record['status']})" if record else ""))
+                missing.append(f"{regime}/{label}" + (f" ({run.status})" if run is not None else ""))
     return {"importance": importance, "scores": scores, "metric": metric or "score", "missing": missing}
 
 

@@ -1,4 +1,4 @@
-"""The across-regimes figure reads ranking and run records and lists what is missing."""
+"""The across-regimes figure finds ranking and run records by their run coordinates and lists what is missing."""
 
 from __future__ import annotations
 
@@ -6,22 +6,28 @@ import pytest
 
 from beft import records
 from beft.report import regimes
+from tests.report.conftest import run_id, write
 
 
-def ranking(v: float, q: float, k: float) -> dict:
+def ranking(regime: str, v: float, q: float, k: float, variant=None) -> records.RankingRecord:
     mean = {"v": v, "q": q, "k": k}
-    return {"status": "completed", "approaches": {a: {"mean": mean} for a in ("angle", "magnitude", "fisher")}}
+    run = records.RunId(model="minilm", task="sst2", regime=regime, seed=0, variant=variant)
+    return records.RankingRecord(status="completed", run=run, approaches={a: {"mean": mean} for a in
+                                 ("angle", "magnitude", "fisher")})  # fmt: skip
 
 
 def test_collect_and_draw(tmp_path):
-    base = tmp_path / "minilm" / "sst2"
-    records.write_record(base / "low" / "ranking" / "seed=0", ranking(0.3, 0.1, 0.0), records.RANKING_FILE)
+    records.write(records.run_folder(tmp_path, "minilm/sst2/low/ranking/seed=0"), ranking("low", 0.3, 0.1, 0.0))
     for role, score in {"v": 0.8, "q": 0.7, "k": 0.6}.items():
-        records.write_record(
-            base / "low" / f"beft-{role}" / "seed=0",
-            {"status": "completed", "score": {"final": score, "metric": "accuracy"}},
-        )
-    records.write_record(base / "medium" / "beft-v" / "seed=0", {"status": "failed", "error": "nan loss"})
+        run = run_id("minilm", "sst2", "low", "beft", role, 0)
+        write(tmp_path, run, status="completed", score=records.Score(final=score, metric="accuracy"))
+    write(tmp_path, run_id("minilm", "sst2", "medium", "beft", "v", 0), status="failed", error="nan loss")
+    # variants (changed hyperparameters) never stand in for the paper's runs
+    variant = "data.num_train=8"
+    write(tmp_path, run_id("minilm", "sst2", "medium", "beft", "q", 0, variant), status="completed",
+          score=records.Score(final=0.1, metric="accuracy"))  # fmt: skip
+    records.write(records.run_folder(tmp_path, "minilm/sst2/medium/ranking/seed=0", variant),
+                  ranking("medium", 0.0, 0.0, 0.0, variant))  # fmt: skip
     found = regimes.collect(tmp_path, "minilm", "sst2", 0, ["low", "medium"])
     assert found["importance"]["angle"] == {"low": {"q": 0.1, "k": 0.0, "v": 0.3}}
     assert found["scores"] == {"low": {"q": 0.7, "k": 0.6, "v": 0.8}}

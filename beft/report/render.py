@@ -1,0 +1,142 @@
+"""The report's text: each paper table as Markdown and LaTeX, the b_v > b_q > b_k summary and the run wall times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from beft import records
+from beft.report import names, stats
+from beft.report.lookup import present
+from beft.report.paper import P_VALUE, clean
+
+LEGEND = (
+    "Ours: mean ± population std over the paper's seeds (std shown for n > 1; n = completed runs / seeds); † = the "
+    "bias our magnitude+angle ranking selected. diff = ours − paper. Scores ×100. p_value rows: our two-sided paired "
+    "t-test by seed (n = paired seeds). Rows of task `all` / bias `any` take the parameter count of any such run; "
+    "Avg = the mean of the row's task columns once all are there (n = columns with a value / columns)."
+)
+
+
+def number(value: Any, std: Any = None, metric: str = "") -> str:
+    """A number as the paper prints it: scores with 2 decimals, parameter fractions with 3, p-values with 3
+    significant digits."""
+    if not present(value) or str(value) == "":
+        return "—"
+    spec = ".3g" if metric == P_VALUE else ".3f" if metric in ("params_percent", "params_permille") else ".2f"
+    text = f"{float(value):{spec}}"
+    if present(std) and str(std) != "":
+        text += f" ± {float(std):{spec}}"
+    return text
+
+
+def p_value(p: float | None) -> str:
+    return "—" if p is None else f"{p:.3g}"
+
+
+def render(table: pd.DataFrame, title: str) -> tuple[str, str]:
+    """(Markdown, LaTeX) of one table; the missing runs are listed under it."""
+    if table.empty:
+        empty = f"# {title}\n\nNo rows of this table apply to this model.\n"
+        return empty, f"% {title}: no rows\n"
+    own = names.paper_models()
+    models = [m if own.get(p) == m else f"{m} (for {p})" for m, p in zip(table["model"], table["paper_model"],
+              strict=True)]  # fmt: skip
+    shown = pd.DataFrame({
+        "model": models, "task": table["task"], "regime": table["regime"], "method": table["method"],
+        "bias": table["bias"], "metric": table["metric"],
+        "paper": [number(v, s, m) for v, s, m in zip(table["paper"], table["paper_std"], table["metric"], strict=True)],
+        "ours": [number(v, s if n > 1 and m != P_VALUE else None, m) + (f" {d}" if d else "") for v, s, n, m, d in
+                 zip(table["ours"], table["ours_std"], table["n"], table["metric"], table["selected"], strict=True)],
+        "n/seeds": [f"{n}/{k}" for n, k in zip(table["n"], table["seeds"], strict=True)],
+        "diff": [number(v, None, m) for v, m in zip(table["diff"], table["metric"], strict=True)],
+    })  # fmt: skip
+    missing = list(dict.fromkeys(m for cell in table["missing"] if cell for m in cell.split("; ")))
+    md = [f"# {title}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
+    md.append(LEGEND)
+    md += ["", f"## Missing or failed runs ({len(missing)})", ""] + [f"- {m}" for m in missing] if missing else []
+    latex = shown.to_latex(index=False, caption=title, escape=True)
+    return "\n".join(md) + "\n", latex
+
+
+def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
+    """Per model/task/regime with b_v/b_q/b_k runs: did b_v > b_q > b_k hold, with paired t-tests by seed."""
+    lines = ["# Does b_v > b_q > b_k hold?", ""]
+    done = runs[(runs["status"] == records.COMPLETED) & (runs["method"] == "beft") & runs["bias"].isin(names.BIASES)]
+    if done.empty:
+        return "\n".join([*lines, "No completed b_v/b_q/b_k runs yet.", ""])
+    rows = []
+    for (model, task, regime), group in done.groupby(["model", "task", "regime"], sort=True):
+        row = _ordering(group, task)
+        if row is not None:
+            paper = _paper_p(paper_p, model, task, regime)
+            rows.append({"model": model, "task": task, "regime": regime, **row, "paper p (v vs q; q vs k)": paper})
+    table = pd.DataFrame(rows)
+    held = int((table["b_v > b_q > b_k"] == "yes").sum()) if len(table) else 0
+    lines += [f"The ordering held in {held} of {len(table)} settings (means over seeds).", "",
+              table.to_markdown(index=False) if len(table) else "", "",
+              "Means, stds and p over the seeds all three biases have. p: two-sided paired t-test by seed "
+              "(scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _ordering(group: pd.DataFrame, task: str) -> dict[str, Any] | None:
+    """One setting's b_v/b_q/b_k means and tests, over the seeds all three have; None without all three."""
+    metric_col = _main_column(group, task)
+    if metric_col is None:
+        return None
+    group = group[group[metric_col].notna()]
+    by = {bias: {int(r["seed"]): 100 * r[metric_col] for _, r in runs_of.iterrows()}
+          for bias, runs_of in group.groupby("bias")}  # fmt: skip
+    if not all(b in by for b in names.BIASES):
+        return None
+    # like for like: only the seeds all three biases have (mid-sweep, one bias may be a seed ahead)
+    seeds = set(by["v"]) & set(by["q"]) & set(by["k"])
+    if not seeds:
+        return None
+    by = {b: {s: x for s, x in by[b].items() if s in seeds} for b in names.BIASES}
+    mean_std = {b: stats.mean_std(list(by[b].values())) for b in names.BIASES}
+    vq, qk = stats.paired_ttest(by["v"], by["q"]), stats.paired_ttest(by["q"], by["k"])
+    held = mean_std["v"][0] > mean_std["q"][0] > mean_std["k"][0]
+    return {
+        "metric": metric_col.split("/")[1], **{f"b_{b}": number(*mean_std[b]) for b in names.BIASES},
+        "seeds": len(seeds), "b_v > b_q > b_k": "yes" if held else "no",
+        "p (v vs q)": p_value(vq["p"]), "p (q vs k)": p_value(qk["p"]),
+    }  # fmt: skip
+
+
+def _main_column(group: pd.DataFrame, task: str) -> str | None:
+    """The ``<split>/<metric>`` column of the runs' main score: the records' ``score`` (decoders: CB accuracy,
+    SQuAD/DROP F1), else the task's main metric (conf/task)."""
+    for split, metric in zip(group.get("score_split", []), group.get("score_metric", []), strict=True):
+        column = f"{split}/{metric}"
+        if present(split) and present(metric) and column in group and group[column].notna().any():
+            return column
+    column = names.main_column(task)
+    return column if column in group and group[column].notna().any() else None
+
+
+def _paper_p(paper_p: pd.DataFrame, model: str, task: str, regime: str) -> str:
+    """The paper's p-values (v vs q; q vs k) of one setting, as printed."""
+    paper_model = {v: k for k, v in names.paper_models().items()}.get(model)
+    rows = paper_p[(paper_p["model"].map(clean) == paper_model) & (paper_p["task"] == names.paper_task(task))
+                   & (paper_p["regime"] == regime) & paper_p["value"].notna()]  # fmt: skip
+    return "; ".join(str(v) for v in rows["value"]) or "—"
+
+
+def run_times(runs: pd.DataFrame) -> str:
+    """Wall time per model/task/regime/run kind of the completed runs (records' ``time.wall_s``), to plan compute."""
+    lines = ["# Run wall times", ""]
+    done = runs[(runs["status"] == records.COMPLETED) & runs["wall_s"].notna()]
+    if done.empty:
+        return "\n".join([*lines, "No completed runs with a wall time yet.", ""])
+    kind = done["label"].where(done["method"] != "beft", "b_v / b_q / b_k")
+    table = (done.assign(kind=kind).groupby(["model", "task", "regime", "kind"])["wall_s"]
+             .agg(runs="count", minutes=lambda s: round(s.mean() / 60, 1)).reset_index()
+             .rename(columns={"minutes": "minutes per run"}))  # fmt: skip
+    total_h = done["wall_s"].sum() / 3600
+    lines += [table.to_markdown(index=False), "", f"In all {len(done)} runs, {total_h:.1f} hours of run wall time.",
+              "", "Wall time from the run's start to its record (data, model, training and evaluation); runs that "
+              "share a machine's cores take longer each."]  # fmt: skip
+    return "\n".join(lines) + "\n"
