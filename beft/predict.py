@@ -19,7 +19,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from beft import adapters
+from beft import adapters, atomic
 from beft.data import formats, sources
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError, DataError

@@ -95,9 +95,9 @@ def trained_run(tmp_path_factory, data_dir):
     kept = {}
     save = adapters.save_run_adapter
 
-    def spy(cfg, task, model, params, folder):
+    def spy(spec, model, params):
         kept["model"] = model
-        return save(cfg, task, model, params, folder)
+        return save(spec, model, params)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(adapters, "save_run_adapter", spy)

@@ -274,7 +274,7 @@ def test_nan_loss_fails_the_run_with_the_reason_and_rank_reports_it(tmp_path, da
             "task=cb", "data.num_train=32", "trainer.args.num_train_epochs=1", "trainer.args.learning_rate=1e30",
             f"data.dir={data_dir}", f"results_dir={tmp_path / 'runs'}", f"data.cache_dir={tmp_path / 'cache'}",
         ])  # fmt: skip
-    monkeypatch.setattr(rank, "fisher", lambda cfg, task: {})  # the test is about the BitFit run
+    monkeypatch.setattr(rank, "fisher", lambda spec: {})  # the test is about the BitFit run
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
         guarded(rank.rank_from_config, cfg, logging.getLogger("beft.rank"))
     assert exit_.value.code == 2
