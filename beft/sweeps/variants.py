@@ -4,8 +4,7 @@ The run folder ``<model>/<task>/<regime>/<label>/seed=<n>`` names the paper's co
 overrides a value (``data.num_train=32``, ``trainer.args.learning_rate=...``) is a *variant*: it is written to
 ``seed=<n>__<overrides>``, its record says ``run.variant``, and tables never average it in with the paper's runs; nor
 does a debug run make the real one look finished. Keys that only say where things are or how they are logged do not
-make a variant: they are listed in ``hydra.job.config.override_dirname.exclude_keys`` of conf/train.yaml and
-conf/rank.yaml.
+make a variant: they are listed in ``hydra.job.config.override_dirname.exclude_keys`` of conf/base.yaml.
 """
 
 from __future__ import annotations
