@@ -16,17 +16,16 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from beft import importance, launchers, records, variants
-from beft.cli import guarded
+from beft import importance, records, sweeps
 from beft.errors import BeftError
 from beft.records import RankingRecord, RunId, RunRecord
 from beft.report import plots
 from beft.run import prepare, run
 from beft.spec import RunSpec
+from beft.sweeps.guard import guarded
 
 log = logging.getLogger("beft.rank")
-variants.register_resolver()
-launchers.quiet_schema_matching()  # conf/hydra/launcher/submitit_local.yaml (beft/launchers.py)
+sweeps.setup()  # the beft_variant resolver of the run folders; quiet schema matching (submitit_local.yaml)
 
 
 def fisher(spec: RunSpec) -> dict[str, list[float]]:

@@ -161,7 +161,8 @@ def _hydra_job() -> tuple[str | None, list[str] | None]:
     Hydra. Which keys make a variant is hydra.job.config.override_dirname.exclude_keys in conf/base.yaml."""
     from hydra.core.hydra_config import HydraConfig
 
+    from beft.sweeps import variants
+
     if not HydraConfig.initialized():
         return None, None
-    job = HydraConfig.get().job
-    return job.override_dirname or None, list(HydraConfig.get().overrides.task)
+    return variants.current(), list(HydraConfig.get().overrides.task)

@@ -7,18 +7,17 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from beft import launchers, variants
+from beft import sweeps
 
 log = logging.getLogger("beft.train")
-variants.register_resolver()
-launchers.quiet_schema_matching()  # conf/hydra/launcher/submitit_local.yaml (beft/launchers.py)
+sweeps.setup()  # the beft_variant resolver of the run folders; quiet schema matching (submitit_local.yaml)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # imported here, by the job: a sweep's launching process (which submits jobs, or skips finished ones) never
     # loads torch and transformers, so a rerun of a finished sweep takes a second
-    from beft.cli import guarded
+    from beft.sweeps.guard import guarded
 
     result = guarded(run_from_config, cfg, log)
     if result is None:

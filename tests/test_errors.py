@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from beft import bench, rank
-from beft.cli import guarded
 from beft.errors import BeftError, DataError
 from beft.models import loading
 from beft.spec import RunSpec
+from beft.sweeps.guard import guarded
 from tests.conftest import CONF_DIR, REPO, run_config
 from tests.models.tiny import tiny_llama
 

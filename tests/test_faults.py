@@ -26,11 +26,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from transformers import AutoTokenizer, TrainerControl, TrainerState, TrainingArguments
 
-from beft import faults, rank, records
-from beft.cli import guarded
+from beft import rank, records
 from beft.data import features
 from beft.models import loading
 from beft.spec import RunSpec
+from beft.sweeps import faults
+from beft.sweeps.guard import guarded
 from beft.train import run_from_config
 from beft.training.trainer import EpochHistory, FiniteLossTrainer, NonFiniteLossError
 from tests.conftest import CONF_DIR, REPO, run_config, write_record

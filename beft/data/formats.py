@@ -50,12 +50,15 @@ def multirc_jsonl(path: Path, split: str = "train") -> Rows:
         passage = _get(doc, "passage", path, f"line {line}")
         for q in _get(passage, "questions", path, f"line {line}"):
             for a in _get(q, "answers", path, f"line {line}"):
-                yield line, {
-                    "paragraph": _get(passage, "text", path, f"line {line}"),
-                    "question": _get(q, "question", path, f"line {line}"),
-                    "answer": _get(a, "text", path, f"line {line}"),
-                    "label": _get(a, "label", path, f"line {line}"),
-                }
+                yield (
+                    line,
+                    {
+                        "paragraph": _get(passage, "text", path, f"line {line}"),
+                        "question": _get(q, "question", path, f"line {line}"),
+                        "answer": _get(a, "text", path, f"line {line}"),
+                        "label": _get(a, "label", path, f"line {line}"),
+                    },
+                )
 
 
 def record_jsonl(path: Path, split: str = "train") -> Rows:
@@ -81,12 +84,15 @@ def squad_json(path: Path, split: str = "train") -> Rows:
         for p, paragraph in enumerate(_get(article, "paragraphs", path, f"data[{a}]")):
             for q, qa in enumerate(_get(paragraph, "qas", path, f"data[{a}].paragraphs[{p}]")):
                 where = f"data[{a}].paragraphs[{p}].qas[{q}]"
-                yield where, {
-                    "title": _get(article, "title", path, f"data[{a}]"),
-                    "context": _get(paragraph, "context", path, f"data[{a}].paragraphs[{p}]"),
-                    "question": _get(qa, "question", path, where),
-                    "answers": [_get(x, "text", path, where) for x in _get(qa, "answers", path, where)],
-                }
+                yield (
+                    where,
+                    {
+                        "title": _get(article, "title", path, f"data[{a}]"),
+                        "context": _get(paragraph, "context", path, f"data[{a}].paragraphs[{p}]"),
+                        "question": _get(qa, "question", path, where),
+                        "answers": [_get(x, "text", path, where) for x in _get(qa, "answers", path, where)],
+                    },
+                )
 
 
 def _drop_date(date: dict) -> str:

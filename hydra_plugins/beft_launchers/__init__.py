@@ -1,1 +1,1 @@
-"""beft's Hydra launchers (``conf/hydra/launcher/{local,submitit_local,slurm}.yaml``): see beft/launchers.py."""
+"""beft's Hydra launchers (``conf/hydra/launcher/{local,submitit_local,slurm}.yaml``): see beft/sweeps/skip.py."""

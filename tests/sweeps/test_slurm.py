@@ -216,7 +216,7 @@ def test_cancelled_job_leaves_no_record_and_a_rerun_completes_it(interrupted_swe
     assert "skipping 1 finished jobs of 2" in rerun.stdout + rerun.stderr  # the requeued b_o run is done
     new = sorted(set(slurm_jobs()) - known)
     assert len(new) == 1 and new[0] in submitit_jobs(runs)  # only the cancelled run was submitted again
-    record = records.read_record(folder)
+    record = records.to_dict(records.read_run(folder))
     assert record["status"] == "completed" and [e["epoch"] for e in record["epochs"]] == [1, 2, 3, 4]
     assert not (folder / "trainer").exists()  # the killed job's scratch folder is gone too
 

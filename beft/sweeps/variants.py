@@ -4,27 +4,14 @@ The run folder ``<model>/<task>/<regime>/<label>/seed=<n>`` names the paper's co
 overrides a value (``data.num_train=32``, ``trainer.args.learning_rate=...``) is a *variant*: it is written to
 ``seed=<n>__<overrides>``, its record says ``run.variant``, and tables never average it in with the paper's runs; nor
 does a debug run make the real one look finished. Keys that only say where things are or how they are logged do not
-make a variant: they are listed in ``hydra.job.config.override_dirname.exclude_keys`` of conf/train.yaml and
-conf/rank.yaml.
+make a variant: they are listed in ``hydra.job.config.override_dirname.exclude_keys`` of conf/base.yaml.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from omegaconf import OmegaConf
 
-MAX_NAME = 120
-
-
-def suffix(override_dirname: str | None) -> str:
-    """The folder suffix of a variant ("" for the paper's configuration); long override lists are hashed."""
-    if not override_dirname:
-        return ""
-    if len(override_dirname) > MAX_NAME:
-        digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:12]
-        return f"__variant-{digest}"
-    return f"__{override_dirname.replace('/', '_')}"
+from beft import records
 
 
 def current() -> str | None:
@@ -37,5 +24,6 @@ def current() -> str | None:
 
 
 def register_resolver() -> None:
+    """``${beft_variant:...}`` in the entry configs' run folders: the same suffix as ``records.run_folder``."""
     if not OmegaConf.has_resolver("beft_variant"):
-        OmegaConf.register_new_resolver("beft_variant", suffix)
+        OmegaConf.register_new_resolver("beft_variant", records.variant_suffix)

@@ -18,9 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from beft import faults
 from beft.errors import BeftError
 from beft.records import RunLockedError
+from beft.sweeps import faults
 from beft.training.trainer import NonFiniteLossError
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ def in_sweep() -> bool:
 
 def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger) -> T | None:
     try:
-        with faults.terminate_as_exception():  # SIGTERM -> Terminated: no record, exit 143 (beft/faults.py)
+        with faults.terminate_as_exception():  # SIGTERM -> Terminated: no record, exit 143 (beft/sweeps/faults.py)
             return fn(cfg)
     except RunLockedError as err:  # another live job runs it and will write its record
         log.warning("skipping: %s", err)
