@@ -1,9 +1,8 @@
 """The paper's names of models, tasks and methods -> this suite's config names, read from conf/ where conf/ has them.
 
-Each conf file is read on its own with OmegaConf (no Hydra composition). A model is named in the paper by its hub id
-(conf/model/<name>.yaml ``hub_id``; ``in_paper: false`` marks the offline models the paper did not run). A task's
-columns in the paper are ``paper_columns`` of conf/task/<name>.yaml: column -> the evaluation split it reports (null:
-the task's one split; MNLI-m and MNLI-mm are the matched and mismatched splits of one run). Methods: METHODS.
+The names are conf/paper.yaml's; each conf file is read on its own with OmegaConf (no Hydra composition). A model is
+named in the paper by its hub id (conf/model/<name>.yaml ``hub_id``); a task column names a conf/task config and the
+evaluation split it reports (MNLI-m and MNLI-mm are the matched and mismatched splits of one run).
 """
 
 from __future__ import annotations
@@ -17,10 +16,12 @@ from omegaconf import OmegaConf
 from beft.data.tasks import TaskSpec
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-# The paper's method names that differ from conf/method's; every other one (lora, prefix, icl, zero_shot, vera, dora,
-# rand_uniform and the bias PEFTs bias_lora, bias_vera, bias_vera1d, bias_dora, bias_pissa, bias_balora) is the same.
-METHODS = {"bias_ft": "beft", "beft": "beft", "added_bias_ft": "beft", "all_biases": "bitfit", "full_ft": "full"}
 BIASES = ("v", "q", "k")  # the attention biases BEFT compares (paper §3), in the paper's order
+
+
+@cache
+def _paper() -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "paper.yaml"))  # type: ignore[return-value]
 
 
 @cache
@@ -35,13 +36,13 @@ def _configs(group: str) -> dict[str, dict[str, Any]]:
 
 def paper_models() -> dict[str, str]:
     """The paper's model names (hub ids) -> conf/model names, for the models the paper ran."""
-    return {cfg["hub_id"]: name for name, cfg in _configs("model").items() if cfg["in_paper"]}
+    models = _configs("model")
+    return {models[name]["hub_id"]: name for name in _paper()["models"]}
 
 
 def paper_tasks() -> dict[str, tuple[str, str | None]]:
     """The paper's task columns -> (conf/task name, the evaluation split the column reports; None: the only one)."""
-    tasks = _configs("task").items()
-    return {column: (name, split) for name, cfg in tasks for column, split in cfg["paper_columns"].items()}
+    return {column: (entry["task"], entry["split"]) for column, entry in _paper()["tasks"].items()}
 
 
 def paper_task(task: str) -> str | None:
@@ -59,7 +60,7 @@ def main_column(task: str) -> str:
 
 
 def config_method(paper_method: str) -> str:
-    return METHODS.get(paper_method, paper_method)
+    return _paper()["methods"].get(paper_method, paper_method)
 
 
 def takes_bias(method: str) -> bool:
