@@ -1,4 +1,4 @@
-"""Bias importance: which bias kind changes most when all biases are fine-tuned (METHOD.md 3).
+"""Bias importance: which bias kind changes most when all biases are fine-tuned (docs/method.md §3).
 
 Three per-layer scores, aggregated over layers as the reference does (rank by the sum, display the mean):
 
@@ -33,7 +33,7 @@ class ScoreError(BeftError):
 
 
 def angle_score(dot: float, norm0: float, normf: float) -> float:
-    """The paper's magnitude + angle score from a layer's sufficient statistics (METHOD.md 3.3).
+    """The paper's magnitude + angle score from a layer's sufficient statistics (docs/method.md §3.3).
 
     Edge cases as the reference decides: a zero norm makes the score undefined (error); an angle over 90 degrees
     (negative dot product) would give a score above 1 and aborts the reference (error).
@@ -41,13 +41,13 @@ def angle_score(dot: float, norm0: float, normf: float) -> float:
     if norm0 == 0 or normf == 0:
         raise ScoreError(
             f"magnitude+angle score undefined: bias norm is zero (|b0|={norm0:g}, |bf|={normf:g}); "
-            "it cannot rank biases that start at zero (e.g. added biases), METHOD.md 3.3"
+            "it cannot rank biases that start at zero (e.g. added biases), docs/method.md §3.3"
         )
     if dot < 0:
         cos = dot / (norm0 * normf)
         raise ScoreError(
             f"angle between pre-trained and fine-tuned bias is larger than 90 degrees (cos={cos:.4f}); "
-            "the reference aborts here (METHOD.md 3.3); rank.angle_over_90=report records the raw score instead"
+            "the reference aborts here (docs/method.md §3.3); rank.angle_over_90=report records the raw score instead"
         )
     return 1.0 - dot / max(norm0, normf) ** 2
 
@@ -126,8 +126,8 @@ def fisher_scores(
 
     Eval mode (no dropout), no optimiser step; per batch: zero grads, forward, the model's loss (cross-entropy, or MSE
     for regression), backward, clip the global gradient norm of all trainable parameters, accumulate
-    ``mean(grad^2)`` per tensor; finally divide by the number of batches (METHOD.md 3.2). ``loss_fn(model, batch)``
-    replaces the model's own loss (decoders: the training objective, EXPERIMENTS.md D7).
+    ``mean(grad^2)`` per tensor; finally divide by the number of batches (docs/method.md §3.2). ``loss_fn(model, batch)``
+    replaces the model's own loss (decoders: the training objective, docs/experiments.md §D7).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     layer_biases = snapshot(model, trainable)

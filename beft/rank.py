@@ -1,4 +1,4 @@
-"""``python -m beft.rank model=... task=... regime=... seed=...``: which bias kind changes most (METHOD.md 3).
+"""``python -m beft.rank model=... task=... regime=... seed=...``: which bias kind changes most (docs/method.md §3).
 
 1. Fisher at the pre-trained point (before any fine-tuning), over the regime's training subset;
 2. the BitFit run (all biases, the task's schedule): an ordinary run whose record is reused when it exists;

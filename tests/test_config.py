@@ -27,7 +27,7 @@ DECODER_TASKS = [t for t in ALL_TASKS if "decoder" in PIPELINES[t]]
 REGIMES = ["low", "medium", "high", "all"]
 BIASES = ["v", "q", "k", "o", "all"]
 METHODS = ["beft", "bitfit", "full", "frozen", "rand_uniform"]
-DECODER_METHODS = ["lora", "prefix", "icl", "zero_shot", "vera", "dora"]  # METHOD.md 6.2
+DECODER_METHODS = ["lora", "prefix", "icl", "zero_shot", "vera", "dora"]  # docs/method.md §6.2
 BIAS_PEFT = [
     "bias_lora",
     "bias_vera",
@@ -41,7 +41,7 @@ ONLY_LOW = {
     "wic",
 }  # the paper gives SuperGLUE encoder runs only a low regime (and "all" = the whole split)
 
-# (task, regime) -> (num_train, epochs, lr) for BERT-base: EXPERIMENTS.md 4 (Tables 17-21)
+# (task, regime) -> (num_train, epochs, lr) for BERT-base: docs/experiments.md §4 (Tables 17-21)
 PAPER = {
     ("sst2", "low"): (1000, 16, 4e-4),
     ("sst2", "medium"): (5000, 16, 4e-4),
@@ -76,7 +76,7 @@ def defined(task: str, regime: str) -> bool:
     return task not in ONLY_LOW or regime in ("low", "all")
 
 
-# task -> (num_train, lr, per-device batch, accumulation steps) for decoders: EXPERIMENTS.md 6.4 (Table 22)
+# task -> (num_train, lr, per-device batch, accumulation steps) for decoders: docs/experiments.md §6.4 (Table 22)
 DECODER_PAPER = {
     "sst2": (1000, 1e-3, 8, 1), "rte": (1000, 1e-3, 8, 1), "boolq": (1000, 1e-3, 4, 2), "multirc": (1000, 1e-3, 2, 4),
     "wsc": (554, 1e-2, 8, 1), "cb": (250, 1e-2, 1, 8), "wic": (1000, 1e-3, 8, 1), "copa": (400, 1e-4, 8, 1),
@@ -120,7 +120,7 @@ def test_model_task_regime(compose_cfg):
 
 
 def test_decoder_model_task(compose_cfg):
-    """Every decoder x decoder task composes with Table 22's values and the decoder loop (EXPERIMENTS.md 6.2-6.4)."""
+    """Every decoder x decoder task composes with Table 22's values and the decoder loop (docs/experiments.md §6.2-6.4)."""
     for model, task in itertools.product(DECODERS, DECODER_TASKS):
         cfg = compose_cfg(f"model={model}", f"task={task}", "regime=low")
         args = cfg.trainer.args

@@ -1,4 +1,4 @@
-"""Importance scores against hand-computed vectors, edge cases, aggregation and ranking (METHOD.md 3)."""
+"""Importance scores against hand-computed vectors, edge cases, aggregation and ranking (docs/method.md §3)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_angle_score_is_invariant_to_common_rescaling():
 def test_zero_norm_is_an_error_even_with_negative_dot():
     with pytest.raises(ScoreError, match="norm is zero"):
         importance.angle_score(0.0, 0.0, 1.0)
-    with pytest.raises(ScoreError, match="norm is zero"):  # reference: zero-norm error wins (METHOD.md 3.3 #4)
+    with pytest.raises(ScoreError, match="norm is zero"):  # reference: zero-norm error wins (docs/method.md §3.3 #4)
         importance.angle_score(-1.0, 0.0, 1.0)
 
 
@@ -105,7 +105,7 @@ def test_fisher_equals_hand_computed_batch_average():
             expected[layer] += float(grad.double().pow(2).mean()) / 3
     assert scores["v"] == pytest.approx(expected, rel=1e-6)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # no step taken
-    assert max(scores["k"]) < 1e-9 * max(scores["v"])  # b_k cannot change the output (METHOD.md 4.1)
+    assert max(scores["k"]) < 1e-9 * max(scores["v"])  # b_k cannot change the output (docs/method.md §4.1)
     assert not math.isnan(sum(scores["q"]))
 
 

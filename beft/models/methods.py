@@ -1,4 +1,4 @@
-"""Training methods: which parameters a run trains (METHOD.md 2 and 6.1).
+"""Training methods: which parameters a run trains (docs/method.md §2 and 6.1).
 
 Each method is a small function that marks parameters trainable and returns what it trained. They all start from a
 frozen model and select parameters through the role map (``targets``).
@@ -80,7 +80,7 @@ def _all_biases(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -
 
 @method("bias_reparam")
 def _bias_reparam(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """PEFT on the bias vector (METHOD.md 5): the bias of ``bias.roles`` in every layer is re-parametrised by
+    """PEFT on the bias vector (docs/method.md §5): the bias of ``bias.roles`` in every layer is re-parametrised by
     ``method.variant`` (beft.models.reparam); its factors train, the pre-trained bias stays frozen."""
     variants, info = reparam.from_config(model, method_cfg, bias_cfg["roles"], seed)
     factors = [p for v in variants for p in v.parameters()]
@@ -94,13 +94,13 @@ def _all(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Train
 
 @method("none")
 def _none(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """Nothing trains: zero-shot and in-context learning (METHOD.md 6.2) only evaluate the pre-trained model."""
+    """Nothing trains: zero-shot and in-context learning (docs/method.md §6.2) only evaluate the pre-trained model."""
     return TrainableSet([])
 
 
 @method("lora")
 def _lora(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """LoRA on the weights of the ``method.roles`` projections of every layer (METHOD.md 6.2: q and v, r = 8,
+    """LoRA on the weights of the ``method.roles`` projections of every layer (docs/method.md §6.2: q and v, r = 8,
     alpha = 16, no dropout; A Kaiming-uniform, B = 0, so the model is unchanged at initialisation), injected in place by
     peft. The projections are named through the role map; the pre-trained weights and biases stay frozen.
     ``method.use_dora: true`` is DoRA (Table 15, conf/method/dora.yaml): peft adds a trainable magnitude vector per
@@ -123,7 +123,7 @@ def _lora(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 
 @method("vera")
 def _vera(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """VeRA on the weights of the ``method.roles`` projections (Table 15; METHOD.md 6.2: rank 8 on q and v): frozen
+    """VeRA on the weights of the ``method.roles`` projections (Table 15; docs/method.md §6.2: rank 8 on q and v): frozen
     random A, B shared by all layers (drawn from ``method.projection_prng_key``), trainable vectors lambda_b
     (out_features, zero at init, so the model is unchanged) and lambda_d (r, ``method.d_initial``).
     peft's ``inject_adapter_in_model`` refuses VeRA (A and B live on the tuner), so ``VeraModel`` injects it in place;
@@ -146,7 +146,7 @@ def _vera(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 
 @method("prefix")
 def _prefix(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """Prefix tuning (METHOD.md 6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended to
+    """Prefix tuning (docs/method.md §6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended to
     every attention layer's keys and values and always attended; no re-parameterisation MLP. They start as the keys
     and values the model itself computes for that many random vocabulary tokens (uniform, drawn with the seed), as
     the reference does. Built on peft's PrefixTuning, which wraps the model (``TrainableSet.wrapper``)."""
@@ -170,7 +170,7 @@ def _head(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 
 @method("random")
 def _random(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """Rand uniform (METHOD.md 6.1): per encoder tensor, floor(numel * K / total) entries drawn with replacement.
+    """Rand uniform (docs/method.md §6.1): per encoder tensor, floor(numel * K / total) entries drawn with replacement.
 
     Masked-out entries get zero gradient through a hook that runs during backward, i.e. before gradient clipping,
     as in the reference; with weight decay 0 AdamW then leaves them unchanged.

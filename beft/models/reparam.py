@@ -1,4 +1,4 @@
-"""PEFT on a bias vector (METHOD.md 5; paper Tables 4, 13, 14 and Appendix C.4/C.5).
+"""PEFT on a bias vector (docs/method.md §5; paper Tables 4, 13, 14 and Appendix C.4/C.5).
 
 The chosen bias of every layer (b_q, b_k, b_v or b_o) is viewed as an m x n matrix and re-parametrised by a PEFT
 method. One mechanism serves every variant: ``torch.nn.utils.parametrize`` registers a small ``BiasReparam`` module on
@@ -7,7 +7,7 @@ every access. The projection's own code, the Trainer, ``state_dict`` and everyth
 working unchanged, and a new variant is one class with its factors and an ``effective(b0)``.
 
 Vectorisation: ``vec`` stacks the columns of an m x n matrix (``vec(M) = M.T.flatten()``), which is exactly the
-reference's ``flatten_row_major((B A)^T)`` (METHOD.md 5.1); the bias is read back into a matrix the same way.
+reference's ``flatten_row_major((B A)^T)`` (docs/method.md §5.1); the bias is read back into a matrix the same way.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def to_matrix(b: torch.Tensor, shape: Reshape) -> torch.Tensor:
 
 
 def vec(matrix: torch.Tensor) -> torch.Tensor:
-    """Columns stacked into one vector: the reference's flatten of the transpose (METHOD.md 5.1)."""
+    """Columns stacked into one vector: the reference's flatten of the transpose (docs/method.md §5.1)."""
     return matrix.T.reshape(-1)
 
 
@@ -99,7 +99,7 @@ def _new(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 @variant
 class LoRA(BiasReparam):
-    """b' = b + (alpha/r) vec(B A); A (r x n) Kaiming-uniform, B (m x r) zeros, so b' = b at init (METHOD.md 5.1)."""
+    """b' = b + (alpha/r) vec(B A); A (r x n) Kaiming-uniform, B (m x r) zeros, so b' = b at init (docs/method.md §5.1)."""
 
     variant = "lora"
 
@@ -115,9 +115,9 @@ class LoRA(BiasReparam):
 @variant
 class VeRA(BiasReparam):
     """b' = b + (alpha/r) vec(diag(lambda_b) B diag(lambda_d) A) with frozen random A (r x n), B (m x r) per layer and
-    trainable scaling vectors lambda_b (m), lambda_d (r) (METHOD.md 5.2).
+    trainable scaling vectors lambda_b (m), lambda_d (r) (docs/method.md §5.2).
 
-    ``init="reference"``: all four Kaiming-uniform as in the reference code, so b' != b at init (EXPERIMENTS.md A10);
+    ``init="reference"``: all four Kaiming-uniform as in the reference code, so b' != b at init (docs/experiments.md §A10);
     ``init="standard"``: lambda_b = 0, lambda_d = ``d_init`` as in the VeRA paper, so b' = b at init.
     """
 
@@ -152,7 +152,7 @@ class VeRA(BiasReparam):
 @variant
 class VeRA1d(BiasReparam):
     """b' = b + (alpha/r) s 1: one trainable scalar per layer, s = 1 at init as in the reference, so every coordinate
-    starts shifted by alpha/r (METHOD.md 5.3, Table 13)."""
+    starts shifted by alpha/r (docs/method.md §5.3, Table 13)."""
 
     variant = "vera1d"
     unchanged_at_init = False
@@ -167,7 +167,7 @@ class VeRA1d(BiasReparam):
 
 @variant
 class DoRA(BiasReparam):
-    """b' = m (b + vec(B A)) / ||b + vec(B A)||, the paper's formula (METHOD.md 5.4, EXPERIMENTS.md A9): scalar
+    """b' = m (b + vec(B A)) / ||b + vec(B A)||, the paper's formula (docs/method.md §5.4, docs/experiments.md §A9): scalar
     magnitude m = ||b|| and LoRA-initialised A, B, so b' = b at init. alpha is not used (the paper has no scaling)."""
 
     variant = "dora"
@@ -189,7 +189,7 @@ class DoRA(BiasReparam):
 @variant
 class PiSSA(BiasReparam):
     """b' = vec(R + B A) with M = mat(b) = U S V^T, B = U_r S_r^(1/2), A = S_r^(1/2) V_r^T trainable and the residual
-    R = M - B0 A0 frozen (METHOD.md 5.5). Computed as b + vec(B A) - vec(B0 A0), so b' = b exactly at init. Scaling 1
+    R = M - B0 A0 frozen (docs/method.md §5.5). Computed as b + vec(B A) - vec(B0 A0), so b' = b exactly at init. Scaling 1
     (alpha = r, as the PiSSA paper recommends): the principal components are trained at their own scale."""
 
     variant = "pissa"

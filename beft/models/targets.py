@@ -2,7 +2,7 @@
 
 Everything that selects bias parameters (methods, importance scores, parameter counts) goes through this map, so
 parameter names are never guessed from substrings (``output.dense.bias`` is a substring of
-``attention.output.dense.bias`` in BERT, METHOD.md 1.1). Supporting a new architecture is one entry here.
+``attention.output.dense.bias`` in BERT, docs/method.md §1.1). Supporting a new architecture is one entry here.
 """
 
 from __future__ import annotations
@@ -127,13 +127,13 @@ def role_biases(model: nn.Module, role: str) -> list[nn.Parameter]:
     if any(b is None for b in biases):
         raise MissingBiasError(
             f"{model.config.model_type} has no {role} bias in its attention layers; "
-            "add a zero-initialised one with model.add_bias=true (bias-free models, METHOD.md 1.4)"
+            "add a zero-initialised one with model.add_bias=true (bias-free models, docs/method.md §1.4)"
         )
     return biases
 
 
 def add_biases(model: nn.Module, roles: list[str] | str) -> list[str]:
-    """Give every ``roles`` projection that has no bias a zero-initialised trainable one (METHOD.md 1.4); returns the
+    """Give every ``roles`` projection that has no bias a zero-initialised trainable one (docs/method.md §1.4); returns the
     roles that got one.
 
     The bias is the linear layer's own ``bias`` parameter, of width ``out_features`` (the true key/value width under

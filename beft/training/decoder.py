@@ -1,4 +1,4 @@
-"""The decoder objectives and evaluation (EXPERIMENTS.md 6.1-6.5) on the shared Trainer loop.
+"""The decoder objectives and evaluation (docs/experiments.md §6.1-6.5) on the shared Trainer loop.
 
 Classification tasks train with cross-entropy over the candidates' scores (the mean log-probability of each
 candidate's option tokens); multiple-choice and generation tasks train with teacher forcing on the gold text's option
@@ -92,7 +92,7 @@ def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tupl
 
 
 def candidate_scores(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """The mean log-probability of each sequence's option tokens (the candidate score, EXPERIMENTS.md 6.1)."""
+    """The mean log-probability of each sequence's option tokens (the candidate score, docs/experiments.md §6.1)."""
     logp, rows = option_logprobs(model, batch)
     n = batch["input_ids"].shape[0]
     total = torch.zeros(n, device=logp.device).index_add(0, rows, logp)

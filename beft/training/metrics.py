@@ -1,4 +1,4 @@
-"""Task metrics computed offline (``evaluate`` fetches its scripts from the hub), as EXPERIMENTS.md 3.4 defines them.
+"""Task metrics computed offline (``evaluate`` fetches its scripts from the hub), as docs/experiments.md §3.4 defines them.
 
 Values are on a 0-1 scale in records (the paper prints them x100).
 """
@@ -106,7 +106,7 @@ def mean_over(fn: Callable[[str, str], float], predictions: Sequence[str], answe
 
 
 # What a decoder's evaluation computes (beft.training.decoder), by task kind: the accuracy of the most likely
-# candidate, or SQuAD token F1 and exact match of the generated answer (EXPERIMENTS.md 6.5).
+# candidate, or SQuAD token F1 and exact match of the generated answer (docs/experiments.md §6.5).
 DECODER_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy",),
     "multiple_choice": ("accuracy",),

@@ -104,7 +104,7 @@ class ZeroGradientCheck(TrainerCallback):
     """On the first optimizer step, warns about each trained bias role whose gradient is zero up to rounding.
 
     b_k gets exactly zero gradient in BERT, RoBERTa and OPT: it adds the same q·b_k to every logit of a query's row,
-    and softmax ignores such shifts (METHOD.md 4.1). A run that trains it moves only the head, so this is said after
+    and softmax ignores such shifts (docs/method.md §4.1). A run that trains it moves only the head, so this is said after
     one step instead of after the epochs. Floating point leaves a tiny non-zero gradient, so "zero" is judged without
     a scale: a bias's gradient is the sum over tokens of its module's output gradient, and the check compares
     |sum| with the sum of the terms' magnitudes (hooks on the modules, first step only).
@@ -156,7 +156,7 @@ class ZeroGradientCheck(TrainerCallback):
                     f"b_{role} gets zero gradient (up to rounding: |sum| / sum of magnitudes = {ratio:.1e} at the "
                     f"first step): training it cannot change the model's output, only the other trained parameters "
                     f"(head, pooler bias) move. For b_k this is softmax's shift invariance: q·b_k is added to every "
-                    f"logit of a query's row (METHOD.md 4.1)."
+                    f"logit of a query's row (docs/method.md §4.1)."
                 )
                 log.warning(message)
                 self.warnings.append(message)
@@ -171,7 +171,7 @@ def training_arguments(
     run_name: str | None = None,
 ) -> TrainingArguments:
     """``trainer.args`` as TrainingArguments, with what only the machine decides: no pinned memory and no fp16
-    autocast without an accelerator (fp16 is the decoders' GPU setting, EXPERIMENTS.md 6.4)."""
+    autocast without an accelerator (fp16 is the decoders' GPU setting, docs/experiments.md §6.4)."""
     kwargs = dict(trainer_args)
     if not torch.accelerator.is_available():
         kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; on a CPU it only warns

@@ -1,7 +1,7 @@
 """The nested original files of the decoder tasks read as the hub's flat rows (beft/data/formats.py, sources.py).
 
 SQuAD, DROP and ReCoRD read from small fixtures in their original layouts (tests/fixtures/data); MultiRC, WSC and
-BoolQ from the real files. Each reader must give the rows the hub's builder gives (EXPERIMENTS.md 2.2 sizes).
+BoolQ from the real files. Each reader must give the rows the hub's builder gives (docs/experiments.md §2.2 sizes).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def test_squad_rows_are_questions_with_every_gold_answer(fixture_data_dir):
 
 def test_squad_real_dev_file_has_every_question(data_dir):
     ds = sources.load_local_split(task("squad"), data_dir, "validation")
-    assert len(ds) == 10570  # EXPERIMENTS.md 2.2
+    assert len(ds) == 10570  # docs/experiments.md §2.2
     assert ds[0]["question"] == "Which NFL team represented the AFC at Super Bowl 50?"
 
 

@@ -1,4 +1,4 @@
-"""Decoder prompts (TEMPLATES.md): every template's exact texts, option-token counts, left truncation and ICL draws.
+"""Decoder prompts (docs/templates.md): every template's exact texts, option-token counts, left truncation and ICL draws.
 
 Option tokens are counted with the real SmolLM2 tokenizer (byte-level BPE, no BOS token; loaded from the converted
 model folder of the session's cache); BOS-keeping truncation with a tiny word-level tokenizer that adds ``<s>``.
@@ -26,7 +26,7 @@ SUPER_BOWL = (
     "Conference (NFC) champion Carolina Panthers 24–10 to earn their third Super Bowl title."
 )
 
-# (template, example, prompt after space-stripping, candidates, gold indices): TEMPLATES.md verbatim
+# (template, example, prompt after space-stripping, candidates, gold indices): docs/templates.md verbatim
 CASES = [
     (
         "sst2",
@@ -125,7 +125,7 @@ CASES = [
         ],
         [1],
     ),
-    (  # TEMPLATES.md's example: effect -> " so ", the choice's first word lower-cased
+    (  # docs/templates.md's example: effect -> " so ", the choice's first word lower-cased
         "copa",
         {
             "premise": "The man turned on the faucet.",
@@ -312,7 +312,7 @@ def test_option_tokens_never_exceed_what_fits():
     assert len(row["input_ids"][0]) == 4 and row["option_len"] == [3]  # all but BOS, which nothing predicts
 
 
-# --- in-context learning (EXPERIMENTS.md 6.6) --------------------------------------------------------------------
+# --- in-context learning (docs/experiments.md §6.6) --------------------------------------------------------------------
 
 SST2_TRAIN = [
     {"sentence": "a gripping film", "label": 1},
@@ -335,7 +335,7 @@ def sst2_dataset(rows):
 
 
 def expected_demos(i: int, k: int, seed: int = 0) -> list[str]:
-    """EXPERIMENTS.md 6.6: seeds = RandomState(0).randint(0, 10000, 1000); example i draws
+    """docs/experiments.md §6.6: seeds = RandomState(0).randint(0, 10000, 1000); example i draws
     RandomState(seeds[i]).permutation(N_train)[:k]."""
     seeds = np.random.RandomState(seed).randint(0, 10000, 1000)
     picks = np.random.RandomState(seeds[i]).permutation(len(SST2_TRAIN))[:k]

@@ -1,4 +1,4 @@
-"""PEFT on the bias vector (METHOD.md 5): every variant, on encoders and decoders, at init, under gradients, in counts,
+"""PEFT on the bias vector (docs/method.md §5): every variant, on encoders and decoders, at init, under gradients, in counts,
 in the method configs and end to end on the real MiniLM with real SST-2."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def parametrize_ok(module: nn.Module) -> bool:
 
 
 def reference_shift(variant: str, layer: reparam.BiasReparam) -> torch.Tensor:
-    """The documented initial change of the bias, written as the reference code computes it (METHOD.md 5.2/5.3)."""
+    """The documented initial change of the bias, written as the reference code computes it (docs/method.md §5.2/5.3)."""
     scale = 1 / TINY["r"]  # alpha / r
     if variant == "vera1d":
         return torch.full((HIDDEN,), scale)  # s = 1
@@ -147,7 +147,7 @@ COUNTS = [  # variant, trainable per layer, Params (% of d = 768), the paper's v
     ("lora", 448, 58.3, 58.3),
     ("vera", 32, 4.2, 4.2),
     ("vera1d", 1, 0.13, 0.13),  # Table 13: 1.3 permille
-    ("dora", 449, 58.5, 59.4),  # the paper prints 59.4 % (456 / 768); the formula gives 449 (METHOD.md 5.4)
+    ("dora", 449, 58.5, 59.4),  # the paper prints 59.4 % (456 / 768); the formula gives 449 (docs/method.md §5.4)
     ("pissa", 448, 58.3, None),
     ("balora", 448, 58.3, None),
 ]
@@ -298,7 +298,7 @@ def test_clear_errors():
 
 @pytest.mark.parametrize("arch", list(MODELS))
 def test_bv_shift_equals_a_bo_shift_through_the_output_projection(arch):
-    """METHOD.md 4.4 (the reason for Table 7's b_v vs b_o): adding delta to b_v adds W_o delta to b_o."""
+    """docs/method.md §4.4 (the reason for Table 7's b_v vs b_o): adding delta to b_v adds W_o delta to b_o."""
     model = pretrained_like(MODELS[arch][0])
     moved = copy.deepcopy(model)
     delta = torch.randn(HIDDEN, generator=torch.Generator().manual_seed(2))

@@ -59,7 +59,7 @@ def test_opt_bias_target_has_no_head(role):
 
 
 def test_bert_output_dense_is_not_confused_with_attention_output_dense():
-    """The substring trap of METHOD.md 1.1: role m3 is output.dense, role o is attention.output.dense."""
+    """The substring trap of docs/method.md §1.1: role m3 is output.dense, role o is attention.output.dense."""
     model = tiny_bert()
     o = targets.parameter_names(model, targets.role_biases(model, "o"))
     m3 = targets.parameter_names(model, targets.role_biases(model, "m3"))
@@ -116,7 +116,7 @@ def test_rand_uniform_masks_gradients_before_the_step():
 
 
 def test_bert_base_counts_match_the_paper():
-    """METHOD.md 2.1 / EXPERIMENTS.md 9: bert-base-cased with a 2-label head."""
+    """docs/method.md §2.1 / docs/experiments.md §9: bert-base-cased with a 2-label head."""
     model = BertForSequenceClassification(BertConfig(vocab_size=28996, num_labels=2))
     assert methods.count_parameters(model) == 108_311_810
     for role in "vqk":

@@ -1,4 +1,4 @@
-"""Metrics against hand-computed values (EXPERIMENTS.md 3.4)."""
+"""Metrics against hand-computed values (docs/experiments.md §3.4)."""
 
 from __future__ import annotations
 

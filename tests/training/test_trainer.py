@@ -1,4 +1,4 @@
-"""The zero-gradient check: b_k (softmax shift invariance, METHOD.md 4.1) is flagged on step one; b_v, b_q are not."""
+"""The zero-gradient check: b_k (softmax shift invariance, docs/method.md §4.1) is flagged on step one; b_v, b_q are not."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def fit_roles(tmp_path, tokenizer, roles: list[str]):
 def test_fit_warns_for_b_k_and_not_for_b_v(tmp_path, tokenizer):
     warnings = fit_roles(tmp_path, tokenizer, ["k", "v"])
     assert len(warnings) == 1
-    assert warnings[0].startswith("b_k gets zero gradient") and "METHOD.md 4.1" in warnings[0]
+    assert warnings[0].startswith("b_k gets zero gradient") and "docs/method.md §4.1" in warnings[0]
 
 
 def test_fit_without_zero_gradient_role_has_no_warning(tmp_path, tokenizer):
