@@ -126,8 +126,8 @@ def fisher_scores(
 
     Eval mode (no dropout), no optimiser step; per batch: zero grads, forward, the model's loss (cross-entropy, or MSE
     for regression), backward, clip the global gradient norm of all trainable parameters, accumulate
-    ``mean(grad^2)`` per tensor; finally divide by the number of batches (docs/method.md §3.2). ``loss_fn(model, batch)``
-    replaces the model's own loss (decoders: the training objective, docs/experiments.md §D7).
+    ``mean(grad^2)`` per tensor; finally divide by the number of batches (docs/method.md §3.2). ``loss_fn(model,
+    batch)`` replaces the model's own loss (decoders: the training objective, docs/experiments.md §D7).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     layer_biases = snapshot(model, trainable)

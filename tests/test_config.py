@@ -120,7 +120,8 @@ def test_model_task_regime(compose_cfg):
 
 
 def test_decoder_model_task(compose_cfg):
-    """Every decoder x decoder task composes with Table 22's values and the decoder loop (docs/experiments.md §6.2-6.4)."""
+    """Every decoder x decoder task composes with Table 22's values and the decoder loop (docs/experiments.md
+    §6.2-6.4)."""
     for model, task in itertools.product(DECODERS, DECODER_TASKS):
         cfg = compose_cfg(f"model={model}", f"task={task}", "regime=low")
         args = cfg.trainer.args

@@ -1,12 +1,13 @@
 """Framed examples as token ids: every candidate's full text and how many of its last tokens are the option.
 
-docs/experiments.md §6.1-6.3 and docs/templates.md: a candidate's option tokens are the tokens its full text has beyond the
-prompt (``len(tok(candidate)) - len(tok(prompt))``, special tokens included); over-long texts lose tokens from the
+docs/experiments.md §6.1-6.3 and docs/templates.md: a candidate's option tokens are the tokens its full text has beyond
+the prompt (``len(tok(candidate)) - len(tok(prompt))``, special tokens included); over-long texts lose tokens from the
 left, keeping the BOS token. A row holds ``input_ids`` (one list per candidate), ``option_len``, ``gold`` (a 0/1 mark
 per candidate) and, for generation tasks, ``prompt_ids`` (the prompt cut to ``max_length - max_new_tokens``) and the
 gold ``answers``. Rows of a split are built once and cached (``features.cached``).
 
-In-context learning (docs/experiments.md §6.6) puts demonstrations, the gold texts of training examples, before each prompt.
+In-context learning (docs/experiments.md §6.6) puts demonstrations, the gold texts of training examples, before each
+prompt.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """TaskSpec: what a task is, read from its config (conf/task/<name>.yaml); code holds no per-task facts.
 
 A task that both pipelines run (SST-2, RTE, CB, WiC) describes its encoder framing at the top level and its decoder
-(prompt) framing in a ``decoder:`` block whose keys replace the top-level ones (docs/experiments.md §2.2: the decoders read
-RTE from SuperGLUE and report CB's accuracy). ``TaskSpec.from_config(cfg, pipeline="decoder")`` applies it.
+(prompt) framing in a ``decoder:`` block whose keys replace the top-level ones (docs/experiments.md §2.2: the decoders
+read RTE from SuperGLUE and report CB's accuracy). ``TaskSpec.from_config(cfg, pipeline="decoder")`` applies it.
 """
 
 from __future__ import annotations

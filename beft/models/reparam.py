@@ -99,7 +99,8 @@ def _new(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 @variant
 class LoRA(BiasReparam):
-    """b' = b + (alpha/r) vec(B A); A (r x n) Kaiming-uniform, B (m x r) zeros, so b' = b at init (docs/method.md §5.1)."""
+    """b' = b + (alpha/r) vec(B A); A (r x n) Kaiming-uniform, B (m x r) zeros, so b' = b at init (docs/method.md
+    §5.1)."""
 
     variant = "lora"
 
@@ -117,8 +118,8 @@ class VeRA(BiasReparam):
     """b' = b + (alpha/r) vec(diag(lambda_b) B diag(lambda_d) A) with frozen random A (r x n), B (m x r) per layer and
     trainable scaling vectors lambda_b (m), lambda_d (r) (docs/method.md §5.2).
 
-    ``init="reference"``: all four Kaiming-uniform as in the reference code, so b' != b at init (docs/experiments.md §A10);
-    ``init="standard"``: lambda_b = 0, lambda_d = ``d_init`` as in the VeRA paper, so b' = b at init.
+    ``init="reference"``: all four Kaiming-uniform as in the reference code, so b' != b at init (docs/experiments.md
+    §A10); ``init="standard"``: lambda_b = 0, lambda_d = ``d_init`` as in the VeRA paper, so b' = b at init.
     """
 
     variant = "vera"
@@ -167,8 +168,9 @@ class VeRA1d(BiasReparam):
 
 @variant
 class DoRA(BiasReparam):
-    """b' = m (b + vec(B A)) / ||b + vec(B A)||, the paper's formula (docs/method.md §5.4, docs/experiments.md §A9): scalar
-    magnitude m = ||b|| and LoRA-initialised A, B, so b' = b at init. alpha is not used (the paper has no scaling)."""
+    """b' = m (b + vec(B A)) / ||b + vec(B A)||, the paper's formula (docs/method.md §5.4, docs/experiments.md §A9):
+    scalar magnitude m = ||b|| and LoRA-initialised A, B, so b' = b at init. alpha is not used (the paper has no
+    scaling)."""
 
     variant = "dora"
 
@@ -189,8 +191,8 @@ class DoRA(BiasReparam):
 @variant
 class PiSSA(BiasReparam):
     """b' = vec(R + B A) with M = mat(b) = U S V^T, B = U_r S_r^(1/2), A = S_r^(1/2) V_r^T trainable and the residual
-    R = M - B0 A0 frozen (docs/method.md §5.5). Computed as b + vec(B A) - vec(B0 A0), so b' = b exactly at init. Scaling 1
-    (alpha = r, as the PiSSA paper recommends): the principal components are trained at their own scale."""
+    R = M - B0 A0 frozen (docs/method.md §5.5). Computed as b + vec(B A) - vec(B0 A0), so b' = b exactly at init.
+    Scaling 1 (alpha = r, as the PiSSA paper recommends): the principal components are trained at their own scale."""
 
     variant = "pissa"
 

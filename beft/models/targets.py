@@ -133,8 +133,8 @@ def role_biases(model: nn.Module, role: str) -> list[nn.Parameter]:
 
 
 def add_biases(model: nn.Module, roles: list[str] | str) -> list[str]:
-    """Give every ``roles`` projection that has no bias a zero-initialised trainable one (docs/method.md §1.4); returns the
-    roles that got one.
+    """Give every ``roles`` projection that has no bias a zero-initialised trainable one (docs/method.md §1.4); returns
+    the roles that got one.
 
     The bias is the linear layer's own ``bias`` parameter, of width ``out_features`` (the true key/value width under
     grouped-query attention), in the weight's dtype and device: ``y = x W^T + b`` is added at the projection's output,

@@ -1,4 +1,5 @@
-"""Statistics of the paper (docs/experiments.md §8): mean and population std over seeds, two-sided paired t-tests by seed."""
+"""Statistics of the paper (docs/experiments.md §8): mean and population std over seeds, two-sided paired t-tests by
+seed."""
 
 from __future__ import annotations
 

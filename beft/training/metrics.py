@@ -1,4 +1,5 @@
-"""Task metrics computed offline (``evaluate`` fetches its scripts from the hub), as docs/experiments.md §3.4 defines them.
+"""Task metrics computed offline (``evaluate`` fetches its scripts from the hub), as docs/experiments.md §3.4 defines
+them.
 
 Values are on a 0-1 scale in records (the paper prints them x100).
 """

@@ -104,9 +104,9 @@ class ZeroGradientCheck(TrainerCallback):
     """On the first optimizer step, warns about each trained bias role whose gradient is zero up to rounding.
 
     b_k gets exactly zero gradient in BERT, RoBERTa and OPT: it adds the same q·b_k to every logit of a query's row,
-    and softmax ignores such shifts (docs/method.md §4.1). A run that trains it moves only the head, so this is said after
-    one step instead of after the epochs. Floating point leaves a tiny non-zero gradient, so "zero" is judged without
-    a scale: a bias's gradient is the sum over tokens of its module's output gradient, and the check compares
+    and softmax ignores such shifts (docs/method.md §4.1). A run that trains it moves only the head, so this is said
+    after one step instead of after the epochs. Floating point leaves a tiny non-zero gradient, so "zero" is judged
+    without a scale: a bias's gradient is the sum over tokens of its module's output gradient, and the check compares
     |sum| with the sum of the terms' magnitudes (hooks on the modules, first step only).
     """
 

@@ -1,4 +1,5 @@
-"""Decoder prompts (docs/templates.md): every template's exact texts, option-token counts, left truncation and ICL draws.
+"""Decoder prompts (docs/templates.md): every template's exact texts, option-token counts, left truncation and ICL
+draws.
 
 Option tokens are counted with the real SmolLM2 tokenizer (byte-level BPE, no BOS token; loaded from the converted
 model folder of the session's cache); BOS-keeping truncation with a tiny word-level tokenizer that adds ``<s>``.
@@ -312,7 +313,7 @@ def test_option_tokens_never_exceed_what_fits():
     assert len(row["input_ids"][0]) == 4 and row["option_len"] == [3]  # all but BOS, which nothing predicts
 
 
-# --- in-context learning (docs/experiments.md §6.6) --------------------------------------------------------------------
+# --- in-context learning (docs/experiments.md §6.6) -------------------------------------------------------------------
 
 SST2_TRAIN = [
     {"sentence": "a gripping film", "label": 1},

@@ -1,5 +1,5 @@
-"""Decoder targets (docs/method.md §1.3, 1.4, 2.2, 6.2): trainable biases of OPT, added biases of LLaMA (with grouped-query
-attention) and GPT-J, LoRA on q/v, and the paper's parameter counts on full-size weightless skeletons."""
+"""Decoder targets (docs/method.md §1.3, 1.4, 2.2, 6.2): trainable biases of OPT, added biases of LLaMA (with
+grouped-query attention) and GPT-J, LoRA on q/v, and the paper's parameter counts on full-size weightless skeletons."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_added_bias_follows_the_weight_dtype():
 def test_added_bias_is_the_projection_output_shift_before_rope(arch, role):
     """The bias is the projection's own: its output moves by exactly the bias, before the heads are split and before
     rotary embeddings, and the model's output changes. Even a key bias does: rotated with its key's position it no
-    longer adds a per-query constant to the attention scores, which it would after the rotation (docs/method.md §1.4, 4.1)."""
+    longer adds a per-query constant to the attention scores, which it would after the rotation (docs/method.md §1.4,
+    4.1)."""
     torch.manual_seed(0)
     model = BUILDERS[arch]().eval()
     targets.add_biases(model, [role])
@@ -104,7 +105,8 @@ def test_added_bias_is_the_projection_output_shift_before_rope(arch, role):
 
 
 def test_opt_key_bias_cannot_change_the_output():
-    """Without rotary embeddings b_k adds q . b_k to every score of a query: softmax ignores it (docs/method.md §4.1)."""
+    """Without rotary embeddings b_k adds q . b_k to every score of a query: softmax ignores it (docs/method.md
+    §4.1)."""
     torch.manual_seed(0)
     model = tiny_opt().eval()
     x = ids()
@@ -139,7 +141,7 @@ def test_lora_on_q_and_v_counts_and_starts_as_the_identity(arch, count):
         assert torch.equal(before, model(x).logits)  # B = 0
 
 
-# --- the paper's parameter counts (docs/method.md §2.2, 6.2), on full-size skeletons without weights --------------------
+# --- the paper's parameter counts (docs/method.md §2.2, 6.2), on full-size skeletons without weights ------------------
 
 OPT_1_3B = OPTConfig(hidden_size=2048, num_hidden_layers=24, ffn_dim=8192, num_attention_heads=32, vocab_size=50272,
                      word_embed_proj_dim=2048)  # fmt: skip

@@ -1,5 +1,5 @@
-"""PEFT on the bias vector (docs/method.md §5): every variant, on encoders and decoders, at init, under gradients, in counts,
-in the method configs and end to end on the real MiniLM with real SST-2."""
+"""PEFT on the bias vector (docs/method.md §5): every variant, on encoders and decoders, at init, under gradients, in
+counts, in the method configs and end to end on the real MiniLM with real SST-2."""
 
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ def parametrize_ok(module: nn.Module) -> bool:
 
 
 def reference_shift(variant: str, layer: reparam.BiasReparam) -> torch.Tensor:
-    """The documented initial change of the bias, written as the reference code computes it (docs/method.md §5.2/5.3)."""
+    """The documented initial change of the bias, written as the reference code computes it (docs/method.md
+    §5.2/5.3)."""
     scale = 1 / TINY["r"]  # alpha / r
     if variant == "vera1d":
         return torch.full((HIDDEN,), scale)  # s = 1

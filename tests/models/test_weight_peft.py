@@ -1,4 +1,5 @@
-"""Weight-space PEFT baselines of Table 15 (docs/method.md §6.2): LoRA, VeRA and DoRA on the q and v projection weights."""
+"""Weight-space PEFT baselines of Table 15 (docs/method.md §6.2): LoRA, VeRA and DoRA on the q and v projection
+weights."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_unchanged_at_init_and_only_the_adapter_trains(make, name, method_cfgs):
 
 @pytest.mark.parametrize(("name", "count"), [("lora", 1_572_864), ("vera", 98_688), ("dora", 1_671_168)])
 def test_opt_1_3b_counts_match_the_paper(name, count, method_cfgs):
-    """docs/experiments.md §9: 1.2, 0.07 and 1.3 per mille of OPT-1.3B's 1,315,758,080 parameters (weightless skeleton)."""
+    """docs/experiments.md §9: 1.2, 0.07 and 1.3 per mille of OPT-1.3B's 1,315,758,080 parameters (weightless
+    skeleton)."""
     config = OPTConfig(hidden_size=2048, num_hidden_layers=24, ffn_dim=8192, num_attention_heads=32,
                        word_embed_proj_dim=2048, max_position_embeddings=2048, vocab_size=50272)  # fmt: skip
     with torch.device("meta"):

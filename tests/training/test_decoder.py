@@ -164,7 +164,7 @@ def test_generation_decodes_greedily_until_newline_and_scores_f1(smollm2_tokeniz
         rows[1]["prompt_ids"])  # left padding  # fmt: skip
 
 
-# --- SQuAD v1.1 token F1 and exact match (docs/experiments.md §6.5) -------------------------------------------------------
+# --- SQuAD v1.1 token F1 and exact match (docs/experiments.md §6.5) ---------------------------------------------------
 
 
 @pytest.mark.parametrize(("prediction", "gold", "f1", "em"), [

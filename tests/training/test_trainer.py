@@ -1,4 +1,5 @@
-"""The zero-gradient check: b_k (softmax shift invariance, docs/method.md §4.1) is flagged on step one; b_v, b_q are not."""
+"""The zero-gradient check: b_k (softmax shift invariance, docs/method.md §4.1) is flagged on step one; b_v, b_q are
+not."""
 
 from __future__ import annotations
 
