@@ -13,7 +13,7 @@ from beft.spec import RunSpec
 from tests.conftest import REPO, run_config
 
 SMALL = ("data.num_train=24", "trainer.args.num_train_epochs=1")
-# hyperparameter overrides make a variant: its own folder, never mistaken for the paper's run (beft/variants.py)
+# hyperparameter overrides make a variant: its own folder, never mistaken for the paper's run (beft/sweeps/variants.py)
 VARIANT = "seed=0__data.num_train=24,trainer.args.num_train_epochs=1"
 MINILM_BV = 6 * 384 + 384 + 2 * 384 + 2  # six b_v vectors + pooler bias + 2-label head
 
