@@ -315,15 +315,26 @@ def export(
     (weights, config and tokenizer) to ``merged_out``. The adapter is written first, so it exists even when merging
     is refused."""
     adapter_dir = find_adapter(path)
+    same = adapter_out is not None and Path(adapter_out).resolve() == adapter_dir.resolve()
+    for out in (None if same else adapter_out, merged_out):
+        _check_new_folder(out)
     written: dict[str, str] = {}
     if adapter_out is not None:
-        if Path(adapter_out).resolve() != adapter_dir.resolve():
-            shutil.copytree(adapter_dir, adapter_out, dirs_exist_ok=True)
+        if not same:
+            with atomic.folder(adapter_out) as tmp:
+                shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True)
         written["adapter"] = str(adapter_out)
     if merged_out is not None:
         model, tokenizer, _ = load_base(adapter_dir, base)
         merged = merge(load_adapter(adapter_dir, model))
-        merged.save_pretrained(str(merged_out))
-        tokenizer.save_pretrained(str(merged_out))
+        with atomic.folder(merged_out) as tmp:
+            merged.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
         written["merged"] = str(merged_out)
     return written
+
+
+def _check_new_folder(out: str | Path | None) -> None:
+    """Export writes whole new folders: it never mixes its files into (or deletes) a folder that holds others."""
+    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise AdapterError(f"{out} already exists and is not an empty folder; choose a new output folder")

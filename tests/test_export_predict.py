@@ -246,3 +246,19 @@ def test_export_cli_needs_an_output_and_an_adapter(tmp_path, capsys):
 
 def _rte_task() -> dict:
     return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / "rte.yaml"))
+
+
+@pytest.mark.slow
+def test_export_never_writes_into_a_folder_that_holds_other_files(trained_run, capsys):
+    tmp, folder = trained_run["tmp"], trained_run["folder"]
+    mine = tmp / "users-model"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"mine": true}')
+    assert export.main([str(folder), "--adapter", str(mine)]) == 2
+    assert export.main([str(folder), "--merged", str(mine)]) == 2
+    assert "already exists and is not an empty folder" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["config.json"] and (
+        mine / "config.json"
+    ).read_text() == '{"mine": true}'
+    assert export.main([str(folder), "--adapter", str(tmp / "empty-ok")]) == 0  # a new folder is written whole
+    assert (tmp / "empty-ok" / "adapter_config.json").is_file() and not list(tmp.glob(".empty-ok-*"))
