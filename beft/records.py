@@ -70,8 +70,18 @@ _RUN_ID_ORDER = ("name", "model", "task", "regime", "method", "bias", "label", "
 _RANKING_ID_ORDER = ("model", "task", "regime", "seed", "variant")
 
 
+class _Outcome:
+    """What both kinds of record answer: is the run finished, and its score (a sweep job's return value)."""
+
+    status: str
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED
+
+
 @dataclass
-class RunRecord:
+class RunRecord(_Outcome):
     """One fine-tuning run. Fields left None are not written (a failed run has no score, epochs, params...)."""
 
     status: str = RUNNING
@@ -102,16 +112,12 @@ class RunRecord:
     _ID_ORDER = _RUN_ID_ORDER
 
     @property
-    def completed(self) -> bool:
-        return self.status == COMPLETED
-
-    @property
     def final_score(self) -> float | None:
         return None if self.score is None else self.score.final
 
 
 @dataclass
-class RankingRecord:
+class RankingRecord(_Outcome):
     """One ranking of the bias kinds (``beft.rank``): the scores of every approach and the target it picks."""
 
     status: str = RUNNING
@@ -130,10 +136,6 @@ class RankingRecord:
 
     FILE = RANKING_FILE
     _ID_ORDER = _RANKING_ID_ORDER
-
-    @property
-    def completed(self) -> bool:
-        return self.status == COMPLETED
 
     @property
     def final_score(self) -> float | None:
