@@ -96,6 +96,7 @@ def test_every_experiment_file_is_tested():
     assert sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")) == sorted(EXPERIMENTS)
 
 
+@pytest.mark.slow  # composes every job of every experiment file: tens of seconds in all
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
 def test_experiment_composes_to_the_paper_grid(experiment):
     entry, n_jobs, fixed = EXPERIMENTS[experiment]
