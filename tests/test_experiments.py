@@ -117,6 +117,7 @@ def test_experiment_composes_to_the_paper_grid(experiment):
         config._check_regime(job, task)
 
 
+@pytest.mark.slow  # composes every job of every experiment file
 def test_experiments_cover_every_run_of_the_paper_tables():
     """Every run a row of paper Tables 1-16 needs (make tables) is a job of some experiment file."""
     train = [name for name, (entry, _, _) in EXPERIMENTS.items() if entry == "train"]
