@@ -14,6 +14,8 @@ endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
+# Extra pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/test_records.py"
+PYTEST_ARGS ?=
 # Measured on 2 CPU cores (README, "Set-up"); printed so nobody wonders whether a run hangs.
 TEST_TIME := about 13 min
 TEST_FAST_TIME := about 1 min
@@ -47,13 +49,13 @@ test: install
 	if [ "$$(id -u)" = 0 ] && ! scripts/slurm_local.sh status >/dev/null 2>&1; then \
 		scripts/slurm_local.sh up && started=1; \
 	fi; \
-	$(PY) -m pytest; rc=$$?; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	[ $$started = 0 ] || scripts/slurm_local.sh stop; \
 	exit $$rc
 
 # The unit tests: no end-to-end training, no SLURM.
 test-fast: install
-	$(PY) -m pytest -m "not slow and not slurm"
+	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
 
 # Only the SLURM tests, which must run (a missing cluster fails them): as root, or against a cluster that answers.
 test-slurm: install
@@ -62,7 +64,7 @@ test-slurm: install
 		[ "$$(id -u)" = 0 ] || { echo "make test-slurm: no SLURM cluster takes jobs; run sudo make test-slurm"; exit 1; }; \
 		scripts/slurm_local.sh up && started=1 || exit 1; \
 	fi; \
-	BEFT_REQUIRE_SLURM=1 $(PY) -m pytest -m slurm; rc=$$?; \
+	BEFT_REQUIRE_SLURM=1 $(PY) -m pytest -m slurm $(PYTEST_ARGS); rc=$$?; \
 	[ $$started = 0 ] || scripts/slurm_local.sh stop; \
 	exit $$rc
 
