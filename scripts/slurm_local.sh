@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, to try the SLURM launcher (conf/hydra/launcher/slurm.yaml) without a
-# real cluster. The tests in tests/test_slurm.py run against it; `make test` starts it and stops it.
+# real cluster. The tests in tests/test_slurm.py run against it; `make test` (as root) brings it up and stops it.
 #
 #   scripts/slurm_local.sh install   # apt-get install slurm-wlm munge (Debian/Ubuntu, as root)
 #   scripts/slurm_local.sh start     # munged, slurmctld, slurmd; waits until the node takes jobs (twice = fine)
+#   scripts/slurm_local.sh up        # install (only when the packages are missing), then start: what `make test` runs
 #   scripts/slurm_local.sh status    # exit 0 when the cluster takes jobs, 3 when it is down
 #   scripts/slurm_local.sh stop      # cancels its jobs, stops the daemons, removes its slurm.conf (twice = fine)
 #
@@ -198,10 +199,24 @@ install() {
     say "installed $PACKAGES"
 }
 
+up() {
+    if takes_jobs; then
+        say "already up (partition $PARTITION, state in $DIR)"
+        return 0
+    fi
+    need_root up
+    if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+        command -v apt-get >/dev/null || die "the packages $PACKAGES are missing and there is no apt-get to install them"
+        install
+    fi
+    start
+}
+
 case "${1:-}" in
+    up) up ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
     install) install ;;
-    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|up|stop|status" >&2; exit 2 ;;
 esac

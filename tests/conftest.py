@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,15 +18,84 @@ from omegaconf import DictConfig  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 FIXTURE_DATA = Path(__file__).parent / "fixtures" / "data"
+# The real data folder: BEFT_DATA_DIR, else shared/data beside the clone.
+DATA_DIR = Path(os.environ.get("BEFT_DATA_DIR") or REPO.parent / "shared" / "data").resolve()
+DATA_MISSING = (
+    f"the real data folder was not found at {DATA_DIR} (no glue/RTE/train.tsv): "
+    "point BEFT_DATA_DIR at a copy of shared/data (folders glue/, super_glue/, squad/)"
+)
+SLURM_PACKAGES_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch")
+
+
+def _data_present() -> bool:
+    return (DATA_DIR / "glue" / "RTE" / "train.tsv").is_file()
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real GLUE/SuperGLUE files (BEFT_DATA_DIR, else ../shared/data). Missing data fails the test, loudly."""
-    path = Path(os.environ.get("BEFT_DATA_DIR") or REPO.parent / "shared" / "data")
-    if not (path / "glue" / "RTE" / "train.tsv").is_file():
-        pytest.fail(f"real data folder not found at {path}: set BEFT_DATA_DIR to a copy of shared/data")
-    return path
+    """The real GLUE/SuperGLUE files (BEFT_DATA_DIR, else ../shared/data); when missing, the session says so once."""
+    if not _data_present():
+        pytest.fail(DATA_MISSING)
+    return DATA_DIR
+
+
+def _slurm_answers() -> bool:
+    """A SLURM cluster takes jobs here (the controller answers and a node is up)."""
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+        nodes = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "is UP" in ping.stdout and any(s in nodes.stdout for s in ("idle", "mixed", "allocated"))
+
+
+def _why_no_slurm() -> str | None:
+    """None when the slurm tests can run: a cluster answers, or tests/test_slurm.py can start the local one (root
+    and the packages); else why not."""
+    if _slurm_answers():
+        return None
+    if os.geteuid() != 0:
+        return "no SLURM cluster takes jobs and starting the local one needs root"
+    if not all(shutil.which(b) for b in SLURM_PACKAGES_BINARIES):
+        return "no SLURM cluster takes jobs and the packages slurm-wlm and munge are not installed"
+    return None
+
+
+_NOT_RUN = pytest.StashKey[list[str]]()  # the closing lines: what did not run and how to run it
+_NO_DATA = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected what it deselects
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a cluster the slurm tests are skipped with the reason (BEFT_REQUIRE_SLURM=1: they run, and fail).
+    Without the real data its tests are deselected and the session fails, with one line saying where to put it."""
+    lines = config.stash.setdefault(_NOT_RUN, [])
+    if not _data_present():
+        needs_data = [item for item in items if "data_dir" in getattr(item, "fixturenames", ())]
+        if needs_data:
+            config.hook.pytest_deselected(items=needs_data)
+            items[:] = [item for item in items if item not in needs_data]
+            config.stash[_NO_DATA] = True
+            lines.append(f"{len(needs_data)} tests need the real data and were not run: {DATA_MISSING}")
+    slurm = [item for item in items if item.get_closest_marker("slurm")]
+    why = _why_no_slurm() if slurm and os.environ.get("BEFT_REQUIRE_SLURM") != "1" else None
+    if why:
+        for item in slurm:
+            item.add_marker(pytest.mark.skip(reason=f"{why}: run them with `sudo make test-slurm`"))
+        lines.append(f"{len(slurm)} slurm tests were not run ({why}); run them with `sudo make test-slurm`")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tests left out for want of data fail the session: the suite has not been run."""
+    if session.config.stash.get(_NO_DATA, False) and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The closing lines, after pytest's own summary."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in config.stash.get(_NOT_RUN, []) if reporter is not None else []:
+        reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,7 @@ def test_groups_are_complete():
         assert sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")) == sorted(names)
 
 
+@pytest.mark.slow  # composes every combination: tens of seconds
 def test_model_task_regime(compose_cfg):
     for model, task, regime in itertools.product(ENCODERS, TASKS, REGIMES):
         if not defined(task, regime):  # no schedule: the check names the regimes the task has
@@ -119,6 +120,7 @@ def test_model_task_regime(compose_cfg):
             assert regime == "all" and cfg.data.num_train is None
 
 
+@pytest.mark.slow  # composes every combination: tens of seconds
 def test_decoder_model_task(compose_cfg):
     """Every decoder x decoder task composes with Table 22's values and the decoder loop (docs/experiments.md
     §6.2-6.4)."""
@@ -134,6 +136,7 @@ def test_decoder_model_task(compose_cfg):
         assert cfg.model.kind == "decoder" and cfg.run_name == f"{model}/{task}/low/beft-v/seed=0"
 
 
+@pytest.mark.slow  # composes every combination: tens of seconds
 def test_method_bias_model(compose_cfg):
     for method, bias, model in itertools.product(METHODS, BIASES, MODELS):
         cfg = compose_cfg(f"method={method}", f"bias={bias}", f"model={model}")
@@ -142,6 +145,7 @@ def test_method_bias_model(compose_cfg):
         assert cfg.run_name == f"{model}/rte/low/{label}/seed=0"
 
 
+@pytest.mark.slow  # composes every combination: tens of seconds
 def test_method_task_regime_learning_rates(compose_cfg):
     for method, (task, regime) in itertools.product(METHODS, PAPER):
         cfg = compose_cfg(f"method={method}", f"task={task}", f"regime={regime}")

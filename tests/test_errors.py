@@ -42,7 +42,8 @@ def llama_dir(tmp_path_factory) -> Path:
 def rte_copy(tmp_path, data_dir) -> Path:
     """A data folder holding a copy of the real RTE files, to break one of them."""
     folder = tmp_path / "data"
-    shutil.copytree(data_dir / "glue" / "RTE", folder / "glue" / "RTE")
+    # copyfile, not copy2: the copies are writable even where the data folder is read-only (as CI's is)
+    shutil.copytree(data_dir / "glue" / "RTE", folder / "glue" / "RTE", copy_function=shutil.copyfile)
     return folder
 
 
@@ -193,7 +194,7 @@ def test_data_file_with_a_bad_label_names_file_and_line(compose_cfg, rte_copy):
 def test_unparseable_row_stops_the_run_before_the_model_loads(compose_cfg, data_dir, tmp_path, monkeypatch):
     """A broken row deep in a file is found when the data loads, which comes before the model."""
     folder = tmp_path / "data" / "super_glue" / "CB"
-    shutil.copytree(data_dir / "super_glue" / "CB", folder)
+    shutil.copytree(data_dir / "super_glue" / "CB", folder, copy_function=shutil.copyfile)  # writable copies
     lines = (folder / "val.jsonl").read_text().splitlines(keepends=True)
     lines[2] = lines[2][: len(lines[2]) // 2] + "\n"  # line 3 cut in half
     (folder / "val.jsonl").write_text("".join(lines))

@@ -97,6 +97,7 @@ def test_every_experiment_file_is_tested():
     assert sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")) == sorted(EXPERIMENTS)
 
 
+@pytest.mark.slow  # composes every job of every experiment file: tens of seconds in all
 @pytest.mark.parametrize("experiment", sorted(EXPERIMENTS))
 def test_experiment_composes_to_the_paper_grid(experiment):
     entry, n_jobs, fixed = EXPERIMENTS[experiment]
@@ -115,6 +116,7 @@ def test_experiment_composes_to_the_paper_grid(experiment):
         config.validate_pairing(RunSpec.unchecked(job))
 
 
+@pytest.mark.slow  # composes every job of every experiment file
 def test_experiments_cover_every_run_of_the_paper_tables():
     """Every run a row of paper Tables 1-16 needs (make tables) is a job of some experiment file."""
     train = [name for name, (entry, _, _) in EXPERIMENTS.items() if entry == "train"]
