@@ -6,7 +6,6 @@ The settings (model, task, regime, the shortened schedule) are in conf/demo.yaml
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from beft import records
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -56,35 +57,43 @@ def train(cfg, data: Path | None) -> int:
     return subprocess.run(cmd, cwd=REPO).returncode
 
 
-def latest_record(cfg, bias: str, since: float) -> tuple[Path, dict] | None:
-    """The completed record this demo just wrote for ``bias`` (plain JSON, the keys of a RunRecord)."""
-    base = REPO / cfg.results_dir / cfg.model / cfg.task / cfg.regime / f"beft-{bias}"
-    found = [p for p in base.glob(f"seed={cfg.seed}*/record.json") if p.stat().st_mtime >= since]
-    if not found:
-        return None
-    path = max(found, key=lambda p: p.stat().st_mtime)
-    record = json.loads(path.read_text())
-    return (path, record) if record.get("status") == "completed" else None
+def _runs(results_dir: Path, cfg, bias: str) -> list[tuple[Path, records.RunRecord]]:
+    """The completed runs of ``bias`` in the demo's setting under ``results_dir``, oldest record first."""
+    found = [
+        (folder, rec)
+        for folder, rec in records.iter_runs(results_dir)
+        if rec.completed
+        and (rec.run.model, rec.run.task, rec.run.regime, rec.run.bias, rec.run.seed)
+        == (cfg.model, cfg.task, cfg.regime, bias, cfg.seed)
+    ]
+    return sorted(found, key=lambda run: (run[0] / records.RECORD_FILE).stat().st_mtime)
 
 
-def table(done: dict[str, dict]) -> None:
+def latest_record(cfg, bias: str, since: float) -> tuple[Path, records.RunRecord] | None:
+    """The completed record this demo just wrote for ``bias``."""
+    runs = _runs(REPO / cfg.results_dir, cfg, bias)
+    fresh = [run for run in runs if (run[0] / records.RECORD_FILE).stat().st_mtime >= since]
+    return fresh[-1] if fresh else None
+
+
+def table(done: dict[str, records.RunRecord]) -> None:
     """One row a bias: final score, the score after each epoch, trainable parameters, wall time."""
-    metric = next(iter(done.values()))["score"]["metric"]
+    metric = next(iter(done.values())).score.metric
     head = f"{'bias':<5} {'final ' + metric:>16}  {metric + ' after each epoch':<28} {'trainable params':>18}"
     print(f"\n{head} {'time':>6}")
     for b, rec in done.items():
-        split = rec["score"]["split"]
-        curve = " ".join(f"{e[split][metric]:.3f}" for e in rec["epochs"] if split in e)
-        params = f"{rec['params']['trainable']:,} ({rec['params']['percent']:.3f} %)"
-        print(f"b_{b:<3} {rec['score']['final']:>16.3f}  {curve:<28} {params:>18} {rec['time']['wall_s']:>5.0f}s")
+        split = rec.score.split
+        curve = " ".join(f"{e[split][metric]:.3f}" for e in rec.epochs if split in e)
+        params = f"{rec.params['trainable']:,} ({rec.params['percent']:.3f} %)"
+        print(f"b_{b:<3} {rec.score.final:>16.3f}  {curve:<28} {params:>18} {rec.time['wall_s']:>5.0f}s")
 
 
-def verdict(cfg, done: dict[str, dict]) -> None:
+def verdict(cfg, done: dict[str, records.RunRecord]) -> None:
     """Which bias learned most, against the paper's finding; and the paper-schedule command."""
-    scores = {b: rec["score"]["final"] for b, rec in done.items()}
+    scores = {b: rec.score.final for b, rec in done.items()}
     best = max(scores, key=scores.get)
     others = ", ".join(f"b_{b} {s:.3f}" for b, s in scores.items() if b != best)
-    n = next(iter(done.values()))["params"]["trainable"]
+    n = next(iter(done.values())).params["trainable"]
     paper = "arXiv 2509.15974, Table 1"
     print(
         f"\nb_{best} learns most here ({scores[best]:.3f}; {others}), each with {n:,} trainable parameters (one bias"
@@ -96,10 +105,8 @@ def verdict(cfg, done: dict[str, dict]) -> None:
             else f"The paper finds b_v best in low-data regimes ({paper}); one seed of a short schedule is noisy."
         )
     )
-    ref = REPO / "results" / "runs" / cfg.model / cfg.task / cfg.regime / "beft-v" / f"seed={cfg.seed}" / "record.json"
-    took = (
-        f", about {json.loads(ref.read_text())['time']['wall_s'] / 60:.0f} min on 2 CPU cores" if ref.is_file() else ""
-    )
+    committed = [rec for _, rec in _runs(REPO / "results" / "runs", cfg, "v") if rec.run.variant is None]
+    took = f", about {committed[-1].time['wall_s'] / 60:.0f} min on 2 CPU cores" if committed else ""
     print(
         f"The paper's schedule for b_v{took}: .venv/bin/python -m beft.train model={cfg.model} task={cfg.task} "
         f"regime={cfg.regime} bias=v (its record goes to results/runs)"
@@ -115,8 +122,12 @@ def compare(cfg, since: float) -> bool:
         verdict(cfg, done)
     print("Records:")
     for b, row in rows.items():
-        print(f"  b_{b}: {row[0].relative_to(REPO) if row else 'none: the run did not finish (see above)'}")
+        print(f"  b_{b}: {_shown(row[0] / records.RECORD_FILE) if row else 'none: the run did not finish (see above)'}")
     return len(done) == len(rows)
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def main() -> None:

@@ -15,7 +15,7 @@
 # A cancelled job is killed 2 s after its SIGTERM (KillWait; submitit ignores SIGTERM anyway).
 # /etc/slurm/slurm.conf is written only when it is absent or was written by this script: a real cluster's is never
 # touched. Without slurmdbd there is no accounting: `sacct` fails, submitit warns ("Bypassing sacct error"), and the
-# launcher follows its jobs with squeue (beft/launchers.py).
+# launcher follows its jobs with squeue (beft/sweeps/collect.py).
 set -euo pipefail
 
 DIR=${BEFT_SLURM_DIR:-/tmp/beft-slurm}
