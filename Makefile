@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(PY) -m beft.demo
 
-# Everything. As root the one-node SLURM cluster is brought up for tests/test_slurm.py (its Debian packages
+# Everything. As root the one-node SLURM cluster is brought up for tests/sweeps/test_slurm.py (its Debian packages
 # installed when missing) and stopped afterwards; otherwise those tests are skipped and the last line says so.
 test: install
 	@echo "make test: every test, $(TEST_TIME) on 2 CPU cores; make test-fast: the unit tests, $(TEST_FAST_TIME)"

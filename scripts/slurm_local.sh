@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, to try the SLURM launcher (conf/hydra/launcher/slurm.yaml) without a
-# real cluster. The tests in tests/test_slurm.py run against it; `make test` (as root) brings it up and stops it.
+# real cluster. The tests in tests/sweeps/test_slurm.py run against it; `make test` (as root) brings it up and stops it.
 #
 #   scripts/slurm_local.sh install   # apt-get install slurm-wlm munge (Debian/Ubuntu, as root)
 #   scripts/slurm_local.sh start     # munged, slurmctld, slurmd; waits until the node takes jobs (twice = fine)
