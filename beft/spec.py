@@ -113,8 +113,9 @@ class RunSpec:
         job = _hydra_job() if hydra_job else (None, None)
         try:
             spec = _build(cfg, *job)
-        except MissingMandatoryValue as err:  # a ``???`` left unset: a regime the task has no schedule for, or a value
-            config.validate_pairing(_build(cfg, *job, throw_on_missing=False))  # of a custom config
+        except MissingMandatoryValue as err:
+            # a ``???`` left unset: say first when it is a regime the task has no schedule for (the usual cause)
+            config.validate_pairing(_build(cfg, *job, throw_on_missing=False))
             raise ConfigError(f"{err.full_key} has no value (???): set it on the command line") from None
         config.validate(spec)
         return spec
@@ -123,7 +124,9 @@ class RunSpec:
 def _build(cfg: DictConfig, variant: str | None, overrides: list[str] | None, throw_on_missing: bool = True) -> RunSpec:
     from beft.pipelines import pipeline_for
 
-    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=throw_on_missing)  # type: ignore[assignment]
+    resolved: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
+        cfg, resolve=True, throw_on_missing=throw_on_missing
+    )
     model, data, trainer, logger = resolved["model"], resolved["data"], resolved["trainer"], resolved["logger"]
     pipeline = pipeline_for(model)
     rank = resolved.get("rank")
