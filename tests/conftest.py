@@ -39,7 +39,7 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-def _slurm_answers() -> bool:
+def slurm_answers() -> bool:
     """A SLURM cluster takes jobs here (the controller answers and a node is up)."""
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
@@ -52,7 +52,7 @@ def _slurm_answers() -> bool:
 def _why_no_slurm() -> str | None:
     """None when the slurm tests can run: a cluster answers, or tests/test_slurm.py can start the local one (root
     and the packages); else why not."""
-    if _slurm_answers():
+    if slurm_answers():
         return None
     if os.geteuid() != 0:
         return "no SLURM cluster takes jobs and starting the local one needs root"

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from beft import records
-from tests.conftest import REPO
+from tests.conftest import REPO, SLURM_PACKAGES_BINARIES, slurm_answers
 
 pytestmark = pytest.mark.slurm
 
@@ -42,29 +42,20 @@ LONGER = ["model=minilm", "task=cb", "data.num_train=32", "trainer.args.num_trai
 SWEEP_TIMEOUT = 300
 
 
-def _slurm_takes_jobs() -> bool:
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
-        nodes = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "is UP" in ping.stdout and any(s in nodes.stdout for s in ("idle", "mixed", "allocated"))
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A SLURM cluster that takes jobs: the one running, else the local one started here (root + packages)."""
-    if _slurm_takes_jobs():
+    if slurm_answers():
         yield
         return
-    can_start = os.geteuid() == 0 and all(shutil.which(b) for b in ("munged", "slurmctld", "slurmd", "sbatch"))
+    can_start = os.geteuid() == 0 and all(shutil.which(b) for b in SLURM_PACKAGES_BINARIES)
     if not can_start:
         pytest.fail(
             "no SLURM cluster takes jobs (scontrol ping / sinfo): run `sudo scripts/slurm_local.sh start` first "
             "(`sudo scripts/slurm_local.sh install` installs slurm-wlm and munge); `make test` does both"
         )
     started = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0 and _slurm_takes_jobs(), started.stdout + started.stderr
+    assert started.returncode == 0 and slurm_answers(), started.stdout + started.stderr
     yield
     subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
 
