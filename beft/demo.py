@@ -61,12 +61,9 @@ def train(cfg, data: Path | None) -> int:
 
 def _runs(results_dir: Path, cfg, bias: str) -> list[tuple[Path, records.RunRecord]]:
     """The completed runs of ``bias`` in the demo's setting under ``results_dir``, oldest record first."""
+    where = {"model": cfg.model, "task": cfg.task, "regime": cfg.regime, "bias": bias, "seed": cfg.seed}
     found = [
-        (folder, rec)
-        for folder, rec in records.iter_runs(results_dir)
-        if rec.completed
-        and (rec.run.model, rec.run.task, rec.run.regime, rec.run.bias, rec.run.seed)
-        == (cfg.model, cfg.task, cfg.regime, bias, cfg.seed)
+        (folder, rec) for folder, rec in records.iter_runs(results_dir) if rec.completed and rec.run.matches(**where)
     ]
     return sorted(found, key=lambda run: (run[0] / records.RECORD_FILE).stat().st_mtime)
 

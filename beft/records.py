@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -63,6 +64,10 @@ class RunId:
     method: str | None = None
     bias: str | None = None
     label: str | None = None
+
+    def matches(self, **coords: Any) -> bool:
+        """Whether this run has every given coordinate (``model="minilm", bias="v"``, ...)."""
+        return all(getattr(self, key) == value for key, value in coords.items())
 
 
 # The order in which a run record's keys are written (the committed records' order).
@@ -224,8 +229,6 @@ def iter_rankings(results_dir: str | Path) -> Iterator[tuple[Path, RankingRecord
 
 def variant_suffix(override_dirname: str | None) -> str:
     """The folder suffix of a variant ("" for the paper's configuration); long override lists are hashed."""
-    import hashlib
-
     if not override_dirname:
         return ""
     if len(override_dirname) > VARIANT_NAME_MAX:

@@ -159,5 +159,5 @@ def ranking_targets(results_dir: Path) -> dict[tuple[str, str, str, int], str]:
 
 def find_record(found: Iterable[R], **coords: Any) -> R | None:
     """The record whose ``run`` has these coordinates and no variant: a completed one, else the first, else None."""
-    matches = [r for r in found if r.run.variant is None and all(getattr(r.run, k) == v for k, v in coords.items())]
+    matches = [r for r in found if r.run.matches(variant=None, **coords)]
     return next((r for r in matches if r.completed), matches[0] if matches else None)
