@@ -22,6 +22,7 @@ from beft.records import RankingRecord, RunId, RunRecord
 from beft.report import plots
 from beft.run import prepare, run
 from beft.spec import RunSpec
+from beft.sweeps import faults
 from beft.sweeps.guard import guarded
 
 log = logging.getLogger("beft.rank")
@@ -144,4 +145,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    faults.main_with_one_line_errors(main)  # Hydra's own errors: one line, exit code 2

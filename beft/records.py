@@ -29,6 +29,7 @@ from beft.errors import BeftError
 
 RECORD_FILE = "record.json"
 RANKING_FILE = "ranking.json"
+ATTEMPT_FILE = "failed_attempt.json"  # a forced rerun's failure, beside the completed record it leaves in place
 LOCK_FILE = ".lock"
 SCHEMA_VERSION = 1
 RUNNING = "running"
@@ -186,10 +187,11 @@ def _known(cls, data: dict[str, Any]):
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def write(folder: str | Path, record: Record) -> Path:
-    """Write the record into its run folder, atomically; the only writer of records."""
+def write(folder: str | Path, record: Record, name: str | None = None) -> Path:
+    """Write the record into its run folder, atomically; the only writer of records. ``name``: another file than
+    the record's own (``ATTEMPT_FILE``)."""
     text = json.dumps(to_dict(record), indent=2, sort_keys=False, default=_jsonable) + "\n"
-    return atomic.write_text(Path(folder) / record.FILE, text)
+    return atomic.write_text(Path(folder) / (name or record.FILE), text)
 
 
 def _read(folder: str | Path, kind: type[RunRecord] | type[RankingRecord]) -> Record | None:
@@ -207,6 +209,19 @@ def read_run(folder: str | Path) -> RunRecord | None:
 
 def read_ranking(folder: str | Path) -> RankingRecord | None:
     return _read(folder, RankingRecord)  # type: ignore[return-value]
+
+
+def unreadable(folder: str | Path, entry: Entry = "train") -> Path | None:
+    """The record file when it exists but cannot be read (truncated, not JSON): a run to redo, said aloud."""
+    path = Path(folder) / _KINDS[entry].FILE
+    return path if path.is_file() and _read(folder, _KINDS[entry]) is None else None
+
+
+def iter_unreadable(results_dir: str | Path) -> Iterator[Path]:
+    """Every run record file under a results tree that exists but cannot be read."""
+    for path in sorted(Path(results_dir).rglob(RECORD_FILE)):
+        if read_run(path.parent) is None:
+            yield path
 
 
 def completed_record(folder: str | Path, entry: Entry = "train") -> Record | None:
@@ -268,6 +283,22 @@ def run_lock(run_folder: str | Path, name: str = LOCK_FILE) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def lock_holder(run_folder: str | Path, name: str = LOCK_FILE) -> str | None:
+    """Who holds the run folder's lock (a live job running it), or None; creates nothing."""
+    path = Path(run_folder) / name
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return path.read_text().strip() or "holder unknown"
+    finally:
+        os.close(fd)
+    return None
 
 
 def now() -> str:

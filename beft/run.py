@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 def run(spec: RunSpec) -> RunRecord:
     """Run (or skip) the configured fine-tuning and return its record."""
     folder = spec.folder
+    if (broken := records.unreadable(folder)) is not None:
+        log.warning("%s cannot be read (truncated or not JSON): the run is redone and the file replaced", broken)
     if not spec.force and (done := records.completed_record(folder)) is not None:
         log.info("skipping %s: completed record exists (force=true reruns it)", folder)
         return done  # type: ignore[return-value]
@@ -47,6 +49,7 @@ def _run_locked(spec: RunSpec) -> RunRecord:
     submitit's requeue exit) writes none, like SIGKILL, so the same command redoes the run."""
     started, t0 = records.now(), time.perf_counter()
     record: RunRecord | None = _base_record(spec)
+    kept = records.completed_record(spec.folder) if spec.force else None  # a failed forced rerun must not lose it
     try:
         with tracking.track(spec) as tracked:
             _train(spec, record)
@@ -58,9 +61,7 @@ def _run_locked(spec: RunSpec) -> RunRecord:
         record.status, record.error = records.FAILED, f"{type(err).__name__}: {err}"
         raise
     except BaseException as err:
-        log.error(
-            "%s interrupted (%s): no record written; rerun the same command to redo it", spec.folder, err or type(err)
-        )
+        log.error("%s interrupted (%s): no record written; rerun the same command to redo it", spec.folder, _why(err))
         record = None
         raise
     finally:
@@ -68,8 +69,18 @@ def _run_locked(spec: RunSpec) -> RunRecord:
         if record is not None:
             record.time = {"started": started, "finished": records.now(), "wall_s": round(time.perf_counter() - t0, 3)}
             record.memory = _peak_memory()
-            records.write(spec.folder, record)
+            failed_rerun = kept is not None and record.status == records.FAILED
+            written = records.write(spec.folder, record, records.ATTEMPT_FILE if failed_rerun else None)
+            if record.status == records.COMPLETED:  # an earlier forced rerun's failure no longer applies
+                (spec.folder / records.ATTEMPT_FILE).unlink(missing_ok=True)
+            if failed_rerun:
+                log.error("the forced rerun failed; the completed record and adapter stay, the failure is in %s", written)
     return record
+
+
+def _why(err: BaseException) -> str:
+    """What stopped a run, for the log: Ctrl-C's KeyboardInterrupt has no message of its own."""
+    return str(err) or ("Ctrl-C" if isinstance(err, KeyboardInterrupt) else type(err).__name__)
 
 
 @dataclass
@@ -123,7 +134,6 @@ def _train(spec: RunSpec, record: RunRecord) -> None:
         zero_grad_roles=_checked_roles(spec, prep.inner),
     )
     history, train_metrics = prep.pipeline.fit(prep.model, prep.tokenizer, prep.data, spec.task, settings)
-    record.adapter = adapters.save_run_adapter(spec, prep.inner, prep.trainable.params)
     record.score = _score(history, spec)
     record.final = {k: v for k, v in history[-1].items() if k in spec.task.eval_splits}
     record.epochs = history
@@ -133,6 +143,8 @@ def _train(spec: RunSpec, record: RunRecord) -> None:
     record.train_runtime_s = train_metrics.get("train_runtime")
     record.bias_change = importance.bias_change(before, prep.inner)
     record.warnings = train_metrics.get("warnings", [])  # e.g. a bias role with zero gradient (docs/method.md §4.1)
+    # last: a forced rerun replaces the adapter only once everything else succeeded
+    record.adapter = adapters.save_run_adapter(spec, prep.inner, prep.trainable.params)
 
 
 def _params(prep: Prepared) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from beft import sweeps
+from beft.sweeps import faults
 
 log = logging.getLogger("beft.train")
 sweeps.setup()  # the beft_variant resolver of the run folders; quiet schema matching (submitit_local.yaml)
@@ -42,4 +43,4 @@ def run_from_config(cfg: DictConfig):
 
 
 if __name__ == "__main__":
-    main()
+    faults.main_with_one_line_errors(main)  # Hydra's own errors: one line, exit code 2

@@ -13,11 +13,19 @@ never replaced, and runs treat ``SystemExit`` and ``KeyboardInterrupt`` like ``T
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from beft.errors import BeftError
 
 EXIT_CODE = 128 + signal.SIGTERM
+INTERRUPT_EXIT_CODE = 128 + signal.SIGINT  # Ctrl-C: the same clean stop as SIGTERM, the shell's code for SIGINT
 
 
 class Terminated(BaseException):
@@ -48,3 +56,39 @@ def terminate_as_exception() -> Iterator[bool]:
     finally:
         if install:
             signal.signal(signal.SIGTERM, previous)
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line: Hydra's indented lists ("Available options in 'model':") comma-separated,
+    its config search path left out."""
+    raw = [line for line in str(err).split("Config search path:")[0].splitlines() if line.strip()]
+    out = raw[0].strip() if raw else type(err).__name__
+    for line in raw[1:]:
+        if line[:1].isspace():  # an item of the list the previous line announced
+            out += (" " if out.endswith(":") else ", ") + line.strip()
+        else:
+            out += ("" if out.endswith((".", ":")) else ";") + " " + line.strip()
+    return out
+
+
+def main_with_one_line_errors(main: Callable[[], object]) -> None:
+    """Run a Hydra entry point so that Hydra's own errors (bad override syntax, an unknown group choice or key, an
+    output folder that is a file) end in one line and exit code 2, as bad input does in a job.
+
+    Hydra prints such errors as several lines and exits 1 unless ``HYDRA_FULL_ERROR`` is set, in which case it
+    re-raises them; it is set here (when the user has not set it) and the errors are caught. A user who sets
+    ``HYDRA_FULL_ERROR=1`` gets Hydra's full traceback as usual.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException, BeftError) as err:
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    except (NotADirectoryError, FileExistsError) as err:  # Hydra creating the run folder under a file
+        print(f"error: cannot create {err.filename}: a part of it is a file, not a folder (check results_dir or "
+              "BEFT_RESULTS_DIR)", file=sys.stderr)  # fmt: skip
+        sys.exit(2)

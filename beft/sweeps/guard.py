@@ -1,8 +1,8 @@
 """What every Hydra entry point does with failures, so a typo or one bad job never costs a whole sweep.
 
 Single run: bad input (``BeftError``) -> a one-line message and exit code 2; a NaN/inf loss -> a one-line message
-and exit code 1 (the record says failed); SIGTERM -> no record, exit code 143; a run another live job holds -> skipped;
-other errors propagate.
+and exit code 1 (the record says failed); SIGTERM -> no record, exit code 143; Ctrl-C -> no record, exit code 130;
+a run another live job holds -> skipped; other errors propagate.
 Sweep (``-m``): any failure is logged and the sweep goes on with the next job; the failed job's record says why,
 and a rerun of the sweep redoes it.
 """
@@ -40,6 +40,9 @@ def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger)
     except faults.Terminated as err:
         log.error("%s: stopped without writing a record; rerun the same command (or requeue) to redo the run", err)
         sys.exit(faults.EXIT_CODE)
+    except KeyboardInterrupt:  # Ctrl-C ends like SIGTERM, with the shell's code for SIGINT
+        log.error("interrupted by Ctrl-C: stopped without writing a record; rerun the same command to redo the run")
+        sys.exit(faults.INTERRUPT_EXIT_CODE)
     except NonFiniteLossError as err:
         log.error("%s (the run's record says status failed)", err)
         if in_sweep():
