@@ -239,7 +239,8 @@ def save_run_adapter(spec: RunSpec, model: nn.Module, trained_params: list[nn.Pa
 
 
 def find_adapter(path: str | Path) -> Path:
-    """The adapter folder of a run folder (from its record) or the folder itself when it is an adapter."""
+    """The adapter folder of a run folder (its own ``adapter/``, never a path stored in the record: a copied or moved
+    run folder must use what it holds) or the folder itself when it is an adapter."""
     path = Path(path)
     if (path / "adapter_config.json").is_file():
         return path
@@ -250,11 +251,9 @@ def find_adapter(path: str | Path) -> Path:
         raise AdapterError(f"{path}: the run is {record.status!r}, not completed")
     if record.adapter is not None and record.adapter.get("path") is None:
         raise AdapterError(f"{path}: the run has no adapter: {record.adapter.get('reason')}")
-    recorded = None if record.adapter is None else record.adapter["path"]
-    for candidate in (recorded, path / ADAPTER_DIR):  # the folder itself when the results were moved
-        if candidate and (Path(candidate) / "adapter_config.json").is_file():
-            return Path(candidate)
-    raise AdapterError(f"{path}: no adapter folder found (expected {path / ADAPTER_DIR})")
+    if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
+        raise AdapterError(f"{path}: no adapter folder found (expected {path / ADAPTER_DIR}/adapter_config.json)")
+    return path / ADAPTER_DIR
 
 
 def read_meta(adapter_dir: str | Path) -> dict[str, Any]:
@@ -310,14 +309,15 @@ def export(
     adapter_out: str | Path | None = None,
     merged_out: str | Path | None = None,
     base: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, str]:
     """From a run folder (or an adapter folder): copy the adapter to ``adapter_out`` and/or write the merged model
     (weights, config and tokenizer) to ``merged_out``. The adapter is written first, so it exists even when merging
-    is refused."""
+    is refused. A non-empty output folder is refused unless ``overwrite`` (then it is replaced as a whole)."""
     adapter_dir = find_adapter(path)
     same = adapter_out is not None and Path(adapter_out).resolve() == adapter_dir.resolve()
     for out in (None if same else adapter_out, merged_out):
-        _check_new_folder(out)
+        _check_new_folder(out, overwrite)
     written: dict[str, str] = {}
     if adapter_out is not None:
         if not same:
@@ -334,7 +334,15 @@ def export(
     return written
 
 
-def _check_new_folder(out: str | Path | None) -> None:
-    """Export writes whole new folders: it never mixes its files into (or deletes) a folder that holds others."""
-    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        raise AdapterError(f"{out} already exists and is not an empty folder; choose a new output folder")
+def _check_new_folder(out: str | Path | None, overwrite: bool = False) -> None:
+    """Export writes whole new folders: it never mixes its files into (or deletes) a folder that holds others, unless
+    told to replace it (``--overwrite``); a file is never replaced by a folder."""
+    if out is None or not Path(out).exists():
+        return
+    if not Path(out).is_dir():
+        raise AdapterError(f"{out} is a file; choose a new output folder")
+    if any(Path(out).iterdir()) and not overwrite:
+        raise AdapterError(
+            f"{out} already exists and is not an empty folder; choose a new output folder, or add --overwrite to "
+            "replace it as a whole"
+        )

@@ -7,17 +7,30 @@ weightless skeleton of the model). Every message names the bad value and the val
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from beft.data import prompts, sources
 from beft.data.features import PADDING_MODES
 from beft.errors import ConfigError
-from beft.models import methods, targets
+from beft.models import loading, methods, targets
 from beft.pipelines import PIPELINES, Pipeline, pipeline_for
-from beft.spec import RunSpec
+from beft.spec import DataSpec, RunSpec
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+ENTRY_CONFIGS = ("base.yaml", "train.yaml", "rank.yaml")  # the top-level keys a run reads are defined here
+SET_BY_THE_RUN = {  # TrainingArguments keywords a run sets itself, and where to set them instead
+    "output_dir": "the run folder's trainer/ (results_dir)",
+    "seed": "trainer.seed",
+    "report_to": "logger=wandb",
+    "run_name": "the run's name",
+}
 
 
 def _positive(value, name: str, integer: bool = False) -> None:
@@ -34,23 +47,101 @@ def validate(spec: RunSpec) -> None:
     pipeline = pipeline_for(spec.model)
     task = spec.task
     validate_pairing(spec)
+    check_known_keys(spec.config)
+    check_results_dir(spec.results_dir)
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int):
         raise ConfigError(f"seed={spec.seed!r} must be an integer")
     _check_numbers(spec)
+    _check_trainer_args(spec)
     if spec.method["trainable"] not in methods.METHODS:
         raise ConfigError(f"method.trainable={spec.method['trainable']!r}; valid: {sorted(methods.METHODS)}")
+    _check_roles(spec)
+    _check_kinds(spec, pipeline)
+    _check_data(spec)
+    skeleton = pipeline.skeleton(spec.model, task)  # resolves the model folder first (ModelSourceError)
+    loading.check_weights(loading.resolve_source(spec.model))
+    check_positions(skeleton.config, spec.data.max_length, spec.model["name"])
+    check_bias_targets(skeleton, spec.method, spec.bias, spec.model["name"], add_bias=bool(spec.model.get("add_bias")))
+
+
+def _check_roles(spec: RunSpec) -> None:
     roles = spec.bias["roles"]
     if roles != "all" and (not roles or any(r not in targets.ATTENTION_ROLES for r in roles)):
         raise ConfigError(f"bias.roles={roles!r}; valid: 'all' or a list of {list(targets.ATTENTION_ROLES)}")
-    _check_kinds(spec, pipeline)
-    _check_data(spec)
-    check_bias_targets(
-        pipeline.skeleton(spec.model, task),  # resolves the model folder first (ModelSourceError)
-        spec.method,
-        spec.bias,
-        spec.model["name"],
-        add_bias=bool(spec.model.get("add_bias")),
-    )
+    if roles == "all" and spec.method["trainable"] == "bias_reparam":
+        raise ConfigError(
+            f"bias={spec.bias['name']} with method={spec.method['name']}: PEFT on the bias vector re-parametrises one "
+            f"bias kind at a time; valid: bias={' or bias='.join(targets.ATTENTION_ROLES)}"
+        )
+
+
+def _close(key: str, valid: Iterable[str]) -> str:
+    """ "; did you mean X?" when a valid name is close to ``key`` (a typo), else ""."""
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_known_keys(config: Mapping[str, Any]) -> None:
+    """No setting a run would silently ignore: an unknown key added with ``+`` (``+data.num_trian=16``) is named with
+    the valid keys of its group. Top-level keys are those of the entry configs and the config groups."""
+    top = {key for name in ENTRY_CONFIGS for key in OmegaConf.load(CONF_DIR / name)} - {"defaults"}
+    top |= {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra"}
+    for key in config:
+        if key not in top:
+            raise ConfigError(f"{key} is not a setting{_close(key, top)} (valid top-level keys: {sorted(top)})")
+    data_keys = [f.name for f in dataclasses.fields(DataSpec)]
+    for key in config.get("data") or {}:
+        if key not in data_keys:
+            raise ConfigError(f"data.{key} is not a data setting{_close(key, data_keys)} (valid: {data_keys})")
+
+
+def check_results_dir(results_dir: str | Path) -> None:
+    """``results_dir`` is a folder or can become one: no part of it is an existing file."""
+    path = Path(results_dir).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(
+                    f"results_dir={str(results_dir)!r}: {part} is a file, not a folder; set results_dir (or "
+                    "BEFT_RESULTS_DIR) to a folder"
+                )
+            return
+
+
+def _check_trainer_args(spec: RunSpec) -> None:
+    """Every ``trainer.args`` key is a TrainingArguments field (a typo gets a close match), and TrainingArguments
+    accepts the values (its own checks: strategies, schedulers, optimizers), before any data or weights load."""
+    from transformers import TrainingArguments
+
+    from beft.training.trainer import training_arguments
+
+    valid = [f.name for f in dataclasses.fields(TrainingArguments) if f.init]
+    for key in spec.trainer_args:
+        if key in SET_BY_THE_RUN:
+            raise ConfigError(f"trainer.args.{key} is set by the run; use {SET_BY_THE_RUN[key]} instead")
+        if key not in valid:
+            raise ConfigError(
+                f"trainer.args.{key} is not a transformers.TrainingArguments field{_close(key, valid)} (valid: the "
+                "fields of TrainingArguments in the installed transformers)"
+            )
+    try:
+        training_arguments(spec.trainer_args, spec.folder / "trainer", spec.trainer_seed)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"trainer.args: {str(err).strip().splitlines()[0]}") from None
+
+
+def check_positions(model_config, max_length: int, name: str) -> None:
+    """``data.max_length`` fits the model's position embeddings (a longer one fails at the first long batch)."""
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return
+    if model_config.model_type in ("roberta", "xlm-roberta", "camembert"):  # positions start after the padding id
+        limit -= (model_config.pad_token_id or 0) + 1
+    if max_length > limit:
+        raise ConfigError(
+            f"data.max_length={max_length} is longer than model {name!r} takes ({limit} positions, "
+            f"config.max_position_embeddings); valid: 1..{limit}"
+        )
 
 
 def validate_pairing(spec: RunSpec) -> None:
@@ -77,8 +168,20 @@ def _check_numbers(spec: RunSpec) -> None:
             "trainer=gpu sets bf16: add trainer.args.fp16=false or trainer.args.bf16=false)"
         )
     _positive(spec.data.max_length, "data.max_length", integer=True)
-    if spec.data.num_train is not None:
-        _positive(spec.data.num_train, "data.num_train", integer=True)
+    for name in ("num_train", "num_eval"):
+        if getattr(spec.data, name) is not None:
+            _positive(getattr(spec.data, name), f"data.{name}", integer=True)
+    for name in ("gradient_accumulation_steps",):
+        if name in args:
+            _positive(args[name], f"trainer.args.{name}", integer=True)
+    for name in ("weight_decay", "max_grad_norm", "warmup_steps"):  # zero is allowed (no decay, clipping, warm-up)
+        value = args.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
+            raise ConfigError(f"trainer.args.{name}={value!r} must be a number >= 0")
+    for name in ("adam_beta1", "adam_beta2"):
+        value = args.get(name, 0.9)
+        if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+            raise ConfigError(f"trainer.args.{name}={value!r} must be a number in [0, 1)")
     if spec.data.padding not in PADDING_MODES:
         raise ConfigError(f"data.padding={spec.data.padding!r} is not valid; choose one of {list(PADDING_MODES)}")
 

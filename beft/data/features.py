@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pyarrow as pa
 from beft import atomic
 
 PADDING_MODES = ("dynamic", "max_length")
+log = logging.getLogger(__name__)
 
 
 def data_fingerprint(ds: datasets.Dataset) -> str:
@@ -59,11 +62,23 @@ def cached(key: list, build: Callable[[], datasets.Dataset], cache_dir: str | Pa
     digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
     target = Path(cache_dir) / "features" / digest
     if (target / "dataset_info.json").is_file():
-        return datasets.load_from_disk(str(target))
+        try:
+            return _load_checked(target)
+        except Exception as err:  # a damaged entry (a disk error, a hand-edited file): rebuilt, never reused
+            log.warning("the feature cache entry %s is unreadable (%s); rebuilding it", target, type(err).__name__)
+            shutil.rmtree(target, ignore_errors=True)
     features = build()
     with atomic.folder(target, keep_existing=True) as tmp:  # a concurrent run sees no cache or a complete one
         features.save_to_disk(str(tmp))
     return datasets.load_from_disk(str(target))
+
+
+def _load_checked(folder: Path) -> datasets.Dataset:
+    """A cache entry, read through once (every Arrow record batch), so a truncated file fails here, not mid-run."""
+    ds = datasets.load_from_disk(str(folder))
+    for _ in ds.with_format("arrow").iter(batch_size=65536):
+        pass
+    return ds
 
 
 def _tokenize(ds: datasets.Dataset, text_fields: list[str], tokenizer, max_length: int, padding: str):

@@ -9,6 +9,7 @@ hub's per-split answers and skipped questions). Each reader takes the file and t
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,8 +20,31 @@ from beft.errors import DataError
 Rows = Iterator[tuple[Any, dict[str, Any]]]
 
 
+def check_utf8(path: Path) -> None:
+    """The whole file decodes as UTF-8; else the line of the first bad byte is named (checked before any row is
+    used, so a bad byte deep in a training file fails before the model loads, not mid-run)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                start = max(err.start, 0)
+                line += chunk[:start].count(b"\n")
+                raise DataError(
+                    f"{path}, line {line}: byte 0x{chunk[start : start + 1].hex()} is not UTF-8; save the file as UTF-8"
+                ) from None
+            line += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DataError(f"{path}, line {line}: the file ends inside a UTF-8 character; save it as UTF-8") from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) of every non-empty line of a JSONL file; a bad line is named."""
+    check_utf8(path)
     with path.open(encoding="utf-8") as fh:
         for line_num, line in enumerate(fh, start=1):
             if line.strip():
@@ -31,6 +55,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _json(path: Path) -> Any:
+    check_utf8(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:

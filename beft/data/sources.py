@@ -59,6 +59,7 @@ def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
     Reads one row, so a wrong file (another task's, a different release) is named before any data or model loads.
     """
     path = local_file(task, data_dir, split)
+    formats.check_utf8(path)
     if task.local.format == "tsv" and task.local.columns is None:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), None)
@@ -130,6 +131,7 @@ def _example(row: dict, task: TaskSpec, fields: dict[str, str], path, line: int)
 
 def read_tsv(path: Path, columns: list[str] | None = None):
     """Rows of an original GLUE TSV as (line number, dict). QUOTE_NONE: the files contain bare double quotes."""
+    formats.check_utf8(path)
     with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = columns

@@ -12,6 +12,7 @@ Encoders load with a fresh sequence-classification head; decoders as causal LMs 
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,30 @@ def _check_folder(folder: Path, what: str, gguf: str | None = None) -> None:
         raise ModelSourceError(f"{what}: {folder} has no config.json{extra}")
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
         raise ModelSourceError(f"{what}: {folder} has no weights (expected one of {', '.join(WEIGHT_FILES)})")
+
+
+def check_weights(source: str) -> None:
+    """Every safetensors file of a local model folder is complete: its header parses and the file is as long as the
+    tensors the header lists (a truncated download or copy otherwise fails only when the weights load)."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return  # a hub id: the hub's files are checked by their hashes
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with path.open("rb") as fh:
+                size = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(size)) if 0 < size < 100_000_000 else None
+            if not isinstance(header, dict):
+                raise ValueError("no header")
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+            complete = path.stat().st_size >= 8 + size + end
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+            complete = False
+        if not complete:
+            raise ModelSourceError(
+                f"{path} is truncated or corrupt (its safetensors header and size do not match); download or copy "
+                "the model again"
+            )
 
 
 def load_encoder(model_cfg: Mapping[str, Any], task: TaskSpec):

@@ -70,8 +70,7 @@ class DecoderPipeline(Pipeline):
 
 
 def _eval_subset(ds, num_eval: int | None, seed: int):
-    n = len(ds) if num_eval is None else min(len(ds), num_eval)
-    return ds.select(regimes.subset_indices(len(ds), n, seed))
+    return ds.select(regimes.eval_indices(len(ds), num_eval, seed))
 
 
 def _with_gold(rows):

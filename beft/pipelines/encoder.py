@@ -1,7 +1,7 @@
 """Encoders with a sequence-classification head (BERT, RoBERTa, MiniLM): classification and regression tasks.
 
 The task's text fields are tokenised (cached, ``beft.data.features``) and the shared Trainer loop evaluates every
-split after every epoch (docs/experiments.md §3).
+split (or ``data.num_eval`` examples of it, drawn with the seed) after every epoch (docs/experiments.md §3).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 from transformers import DataCollatorWithPadding
 
-from beft.data import features
+from beft.data import features, regimes
 from beft.data.tasks import TaskSpec
 from beft.models import loading
 from beft.pipelines.base import FitSettings, History, Pipeline, PreparedData
@@ -39,7 +39,14 @@ class EncoderPipeline(Pipeline):
             return features.tokenize(ds, task.text_fields, tokenizer, data.max_length, data.padding, data.cache_dir)
 
         train = featurise(splits["train"]).select(indices)
-        evals = {key: featurise(splits[split]) for key, split in task.eval_splits.items()}
+        evals = {}
+        for key, split in task.eval_splits.items():  # at most data.num_eval examples, drawn as decoders draw them
+            feats = featurise(splits[split])  # the whole split: its cache serves every subset
+            evals[key] = (
+                feats
+                if data.num_eval is None
+                else feats.select(regimes.eval_indices(len(feats), data.num_eval, spec.seed))
+            )
         return PreparedData(train, evals, DataCollatorWithPadding(tokenizer), lambda m, batch: m(**batch).loss)
 
     def fit(
