@@ -25,7 +25,22 @@ R = TypeVar("R", records.RunRecord, records.RankingRecord)
 def run_table(results_dir: Path) -> pd.DataFrame:
     """One row per run record (completed or failed), with every final metric as ``<split>/<metric>``."""
     rows = [_row(folder, rec) for folder, rec in records.iter_runs(results_dir)]
+    rows += [row for path in records.iter_unreadable(results_dir) if (row := _unreadable_row(results_dir, path))]
     return pd.DataFrame(rows, columns=None if rows else RECORD_COLUMNS)
+
+
+def _unreadable_row(results_dir: Path, path: Path) -> dict[str, Any] | None:
+    """A record file that cannot be read (truncated), placed by its folder (<model>/<task>/<regime>/<label>/seed=<n>),
+    so the table says "unreadable record" where it would otherwise say "missing"."""
+    parts = path.parent.relative_to(results_dir).parts
+    if len(parts) != 5 or not parts[4].startswith("seed="):
+        return None
+    seed = parts[4].removeprefix("seed=")
+    if not seed.isdigit():  # a variant's folder (seed=<n>__...) never stands for a paper cell
+        return None
+    model, task, regime, label = parts[:4]
+    return {**dict.fromkeys(RECORD_COLUMNS), "path": str(path.parent), "model": model, "task": task,
+            "regime": regime, "label": label, "seed": int(seed), "status": f"unreadable record {path}"}  # fmt: skip
 
 
 def _row(folder: Path, rec: records.RunRecord) -> dict[str, Any]:

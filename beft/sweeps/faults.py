@@ -28,6 +28,13 @@ EXIT_CODE = 128 + signal.SIGTERM
 INTERRUPT_EXIT_CODE = 128 + signal.SIGINT  # Ctrl-C: the same clean stop as SIGTERM, the shell's code for SIGINT
 
 
+class JobsFailed(RuntimeError):
+    """Jobs of a local sweep failed (each was logged and the sweep went on): the sweep ends with exit code 1."""
+
+
+FAILED_JOBS: list[str] = []  # "<overrides>: <reason>" of every job of this process's sweep that failed
+
+
 class Terminated(BaseException):
     """SIGTERM arrived. A BaseException, so ``except Exception`` (which writes a ``failed`` record) lets it through."""
 
@@ -88,6 +95,9 @@ def main_with_one_line_errors(main: Callable[[], object]) -> None:
     except (HydraException, OmegaConfBaseException, BeftError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except JobsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
     except (NotADirectoryError, FileExistsError) as err:  # Hydra creating the run folder under a file
         print(f"error: cannot create {err.filename}: a part of it is a file, not a folder (check results_dir or "
               "BEFT_RESULTS_DIR)", file=sys.stderr)  # fmt: skip

@@ -4,7 +4,7 @@ Single run: bad input (``BeftError``) -> a one-line message and exit code 2; a N
 and exit code 1 (the record says failed); SIGTERM -> no record, exit code 143; Ctrl-C -> no record, exit code 130;
 a run another live job holds -> skipped; other errors propagate.
 Sweep (``-m``): any failure is logged and the sweep goes on with the next job; the failed job's record says why,
-and a rerun of the sweep redoes it.
+and a rerun of the sweep redoes it. A local sweep with failed jobs ends with their list and exit code 1.
 """
 
 from __future__ import annotations
@@ -46,15 +46,22 @@ def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger)
     except NonFiniteLossError as err:
         log.error("%s (the run's record says status failed)", err)
         if in_sweep():
-            return None
+            return _failed_in_sweep(err)
         sys.exit(1)
     except BeftError as err:
         log.error("%s", err)
         if in_sweep():
-            return None
+            return _failed_in_sweep(err)
         sys.exit(2)
-    except Exception:
+    except Exception as err:
         if not in_sweep():
             raise
         log.exception("this job failed; the sweep goes on (rerun the sweep to redo it)")
-        return None
+        return _failed_in_sweep(err)
+
+
+def _failed_in_sweep(err: BaseException) -> None:
+    """Note the failed job for the sweep's closing summary (a local sweep then exits 1); the sweep goes on."""
+    overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else "?"
+    faults.FAILED_JOBS.append(f"{overrides}: {faults.one_line(err)}")
+    return None

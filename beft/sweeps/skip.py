@@ -28,10 +28,10 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
 
 from beft import records
-from beft.sweeps import hydra_internals, variants
+from beft.sweeps import faults, hydra_internals, variants
 from beft.sweeps.collect import collect
 
 log = logging.getLogger(__name__)
@@ -137,17 +137,25 @@ class SkipFinishedLocal(SkipFinished):
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(jobs)} jobs locally")
-        runs = []
+        runs, failed_before = [], len(faults.FAILED_JOBS)
         for job in jobs:
             log.info(f"\t#{job.number} : {' '.join(filter_overrides(job.overrides))}")
             if job.config is None:  # as Hydra's launcher, which composes the job here, the sweep stops
                 assert job.error is not None
                 raise job.error
+            if records.lock_holder(job_folder(job.config)) is not None:  # it will skip: keep the running job's .hydra/
+                with read_write(job.config.hydra), open_dict(job.config.hydra):
+                    job.config.hydra.output_subdir = None
             runs.append(
                 hydra_internals.run_local_job(
                     self.hydra_context, self.task_function, self.config, job.config, job.number
                 )
             )
+        if failed := faults.FAILED_JOBS[failed_before:]:
+            summary = f"{len(failed)} of {len(jobs)} jobs failed; rerunning the sweep redoes only them"
+            log.error("%s:\n  %s", summary, "\n  ".join(failed))
+            runs[-1].status = JobStatus.FAILED  # Hydra's sweeper raises a failed job's error: exit code 1
+            runs[-1].return_value = faults.JobsFailed(f"{summary}: {'; '.join(failed)}")
         return runs
 
 
