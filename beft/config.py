@@ -21,7 +21,7 @@ from beft.data.features import PADDING_MODES
 from beft.errors import ConfigError
 from beft.models import loading, methods, targets
 from beft.pipelines import PIPELINES, Pipeline, pipeline_for
-from beft.spec import DataSpec, RunSpec
+from beft.spec import DataSpec, RankSpec, RunSpec
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_CONFIGS = ("base.yaml", "train.yaml", "rank.yaml")  # the top-level keys a run reads are defined here
@@ -43,11 +43,11 @@ TASK_KINDS = ("classification", "regression", "multiple_choice", "generation")
 
 
 def validate(spec: RunSpec) -> None:
-    """Raise ConfigError naming the bad value (and the valid choices). Called once, by ``RunSpec.from_config``."""
+    """Raise ConfigError naming the bad value (and the valid choices). Called once, by ``RunSpec.from_config``
+    (after ``check_known_keys``)."""
     pipeline = pipeline_for(spec.model)
     task = spec.task
     validate_pairing(spec)
-    check_known_keys(spec.config)
     check_results_dir(spec.results_dir)
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int):
         raise ConfigError(f"seed={spec.seed!r} must be an integer")
@@ -89,10 +89,12 @@ def check_known_keys(config: Mapping[str, Any]) -> None:
     for key in config:
         if key not in top:
             raise ConfigError(f"{key} is not a setting{_close(key, top)} (valid top-level keys: {sorted(top)})")
-    data_keys = [f.name for f in dataclasses.fields(DataSpec)]
-    for key in config.get("data") or {}:
-        if key not in data_keys:
-            raise ConfigError(f"data.{key} is not a data setting{_close(key, data_keys)} (valid: {data_keys})")
+    groups = {"data": DataSpec, "rank": RankSpec, "trainer": None}  # trainer.args: _check_trainer_args
+    for group, fields in groups.items():
+        valid = ["args", "seed"] if fields is None else [f.name for f in dataclasses.fields(fields)]
+        for key in config.get(group) or {}:
+            if key not in valid:
+                raise ConfigError(f"{group}.{key} is not a {group} setting{_close(key, valid)} (valid: {valid})")
 
 
 def check_results_dir(results_dir: str | Path) -> None:

@@ -86,6 +86,16 @@ def _command_line_rows(texts: list[list[str]], task: TaskSpec) -> list[dict[str,
     return [dict(zip(fields, example, strict=True)) for example in texts]
 
 
+def _check_out(out: str | None) -> None:
+    """``--out`` can be written (its folder is created): checked before the model loads."""
+    if out is None:
+        return
+    if Path(out).is_dir():
+        raise DataError(f"--out {out} is a folder; give a file name, e.g. {Path(out) / 'predictions.jsonl'}")
+    if blocker := next((p for p in Path(out).absolute().parents if p.exists() and not p.is_dir()), None):
+        raise DataError(f"--out {out}: {blocker} is a file, not a folder; choose another output file")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m beft.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="a run folder (with record.json and adapter/) or an adapter folder")
@@ -108,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         task = TaskSpec.from_config(meta["task"])
         rows = read_rows(args.file, task) if args.file else _command_line_rows(args.text, task)
+        _check_out(args.out)
         base, tokenizer, _ = adapters.load_base(adapter_dir, args.base)
         model = adapters.load_adapter(adapter_dir, base.cuda() if torch.cuda.is_available() else base)
         max_length = meta.get("max_length", 128)

@@ -25,6 +25,7 @@ from beft.models import methods, targets
 from beft.pipelines import FitSettings, Pipeline, PreparedData, pipeline_for
 from beft.records import RunId, RunRecord, Score
 from beft.spec import BIAS_METHODS, RunSpec
+from beft.sweeps import faults
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,12 @@ def _run_locked(spec: RunSpec) -> RunRecord:
         record.status, record.error = records.FAILED, f"{type(err).__name__}: {err}"
         raise
     except BaseException as err:
-        log.error("%s interrupted (%s): no record written; rerun the same command to redo it", spec.folder, _why(err))
+        level = (
+            logging.INFO if isinstance(err, (KeyboardInterrupt, faults.Terminated)) else logging.ERROR
+        )  # guard says it
+        log.log(
+            level, "%s interrupted (%s): no record written; rerun the same command to redo it", spec.folder, _why(err)
+        )
         record = None
         raise
     finally:

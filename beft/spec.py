@@ -111,6 +111,7 @@ class RunSpec:
         from beft import config  # the checks need the pipelines, which need this module
 
         job = _hydra_job() if hydra_job else (None, None)
+        config.check_known_keys(cfg)  # a key added with `+` that nothing reads (a typo) is named first
         try:
             spec = _build(cfg, *job)
         except MissingMandatoryValue as err:
