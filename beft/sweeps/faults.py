@@ -80,7 +80,8 @@ def one_line(err: BaseException) -> str:
 
 def main_with_one_line_errors(main: Callable[[], object]) -> None:
     """Run a Hydra entry point so that Hydra's own errors (bad override syntax, an unknown group choice or key, an
-    output folder that is a file) end in one line and exit code 2, as bad input does in a job.
+    output folder under a file) end in one line and exit code 2, as bad input does in a job; a sweep whose jobs
+    failed ends in one line (after the list of failed jobs) and exit code 1; Ctrl-C outside a run, exit code 130.
 
     Hydra prints such errors as several lines and exits 1 unless ``HYDRA_FULL_ERROR`` is set, in which case it
     re-raises them; it is set here (when the user has not set it) and the errors are caught. A user who sets
@@ -90,15 +91,23 @@ def main_with_one_line_errors(main: Callable[[], object]) -> None:
         main()
         return
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    sweep = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
     try:
         main()
     except (HydraException, OmegaConfBaseException, BeftError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        sys.exit(2)
-    except JobsFailed as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        _exit(one_line(err), 2)
     except (NotADirectoryError, FileExistsError) as err:  # Hydra creating the run folder under a file
-        print(f"error: cannot create {err.filename}: a part of it is a file, not a folder (check results_dir or "
-              "BEFT_RESULTS_DIR)", file=sys.stderr)  # fmt: skip
-        sys.exit(2)
+        _exit(f"cannot create {err.filename}: a part of it is a file, not a folder (check results_dir)", 2)
+    except JobsFailed as err:  # the failed jobs, each logged with its reason
+        _exit(str(err), 1)
+    except KeyboardInterrupt:
+        _exit("interrupted by Ctrl-C; rerun the same command", INTERRUPT_EXIT_CODE)
+    except Exception as err:
+        if not sweep:
+            raise
+        _exit(f"{one_line(err)} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)  # a job's failure: listed above
+
+
+def _exit(message: str, code: int) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
