@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from beft import records
 from beft.models import loading
 from beft.spec import RunSpec
 from beft.sweeps.guard import guarded
@@ -204,17 +203,6 @@ def test_unknown_rank_setting_is_named(tmp_path, caplog):
         exit_.value.code == 2
         and "rank.fisher_batch_siz is not a rank setting; did you mean 'fisher_batch_size'?" in (one_error_line(caplog))
     )
-
-
-@pytest.mark.slow  # a subprocess that imports torch: ~25 s on 2 busy cores
-def test_local_sweep_with_failed_jobs_exits_1_with_their_list(tmp_path, data_dir):
-    proc = _cli("beft.train", "-m", "task=cb", f"data.dir={data_dir}", "trainer.args.learning_rate=-1,-2",
-                tmp_path=tmp_path)  # fmt: skip
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 2 of 2 jobs failed; rerunning the sweep redoes only them: ")
-    assert "trainer.args.learning_rate=-1 must be a positive number" in last and "Traceback" not in proc.stderr
-    assert not list((tmp_path / "runs").rglob(records.RECORD_FILE))
 
 
 # ---------------------------------------------------------------------------------------------------------------

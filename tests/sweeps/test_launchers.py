@@ -26,7 +26,8 @@ def test_default_launcher_skips_finished_jobs(tmp_path):
 
 
 def test_local_sweep_launches_only_the_unfinished_jobs(tmp_path):
-    """b_v completed, b_q failed, b_k missing: only b_q and b_k run (they stop at once: the data folder is missing)."""
+    """b_v completed, b_q failed, b_k missing: only b_q and b_k run (they stop at once: the data folder is missing);
+    the sweep goes on past the first, then lists both and exits with 1 (docs/faults.md)."""
     runs = tmp_path / "runs"
     done = runs / "minilm" / "cb" / "low" / "beft-v" / "seed=0"
     write_record(done, {"status": "completed", "score": {"final": 0.5}})
@@ -36,7 +37,10 @@ def test_local_sweep_launches_only_the_unfinished_jobs(tmp_path):
            f"data.dir={tmp_path / 'no-data'}"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-3000:]  # in a sweep, a failing job is logged and the sweep goes on
+    assert proc.returncode == 1, out[-3000:]  # in a sweep, a failing job is logged and the sweep goes on
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 2 of 2 jobs failed; rerunning the sweep redoes only them: task=cb bias=q ")
+    assert "is not a folder" in last and "Traceback" not in out
     assert "skipping 1 finished jobs of 3 (completed records; force=true reruns them); launching 2" in out
     assert "#1 : task=cb bias=q" in out and "#2 : task=cb bias=k" in out and "bias=v" not in out.split("launching")[1]
     assert out.count("no-data") >= 2  # both launched jobs ran and stopped at the missing data folder
