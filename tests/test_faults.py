@@ -1,7 +1,8 @@
 """Faults never leave a wrong number or a lost record: kills, SIGTERM, concurrent writers, NaN losses.
 
-* a run killed at any moment (SIGKILL, SIGTERM) leaves a complete record or none, and rerunning the command completes
-  it (SIGTERM: exit 143, no record, scratch folder removed; the lock dies with a SIGKILLed job);
+* a run killed at any moment (SIGKILL, SIGTERM, Ctrl-C) leaves a complete record or none, and rerunning the command
+  completes it (SIGTERM: exit 143, Ctrl-C: exit 130, no record, scratch folder removed; the lock dies with a SIGKILLed
+  job);
 * two processes writing records into one tree, or tokenising into one cache, never produce a partial file;
 * a second job for a run that a live job holds is skipped, and the lock dies with its holder (SIGKILL included);
 * a NaN/inf loss stops the run at that step with ``status: failed`` and the reason; ``beft.rank`` reports it.
@@ -84,23 +85,34 @@ def test_killed_run_leaves_no_record_and_a_rerun_completes(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_sigterm_mid_training_ends_the_run_without_a_record(compose_cfg, data_dir, monkeypatch, caplog):
-    """SIGTERM (scancel, preemption) at training step 2: exit 143, no record, no scratch folder; a rerun redoes it."""
+@pytest.mark.parametrize(
+    ("signum", "code", "message"),
+    [
+        (signal.SIGTERM, faults.EXIT_CODE, "terminated by SIGTERM: stopped without writing a record"),
+        (signal.SIGINT, faults.INTERRUPT_EXIT_CODE, "interrupted by Ctrl-C: stopped without writing a record"),
+    ],
+    ids=["SIGTERM", "Ctrl-C"],
+)
+def test_signal_mid_training_ends_the_run_without_a_record(
+    signum, code, message, compose_cfg, data_dir, monkeypatch, caplog
+):
+    """SIGTERM (scancel, preemption; exit 143) or Ctrl-C (SIGINT; exit 130) at training step 2: no record, no scratch
+    folder, one line; a rerun redoes it."""
     cfg = compose_cfg("task=cb", "data.num_train=32", "trainer.args.num_train_epochs=1", f"data.dir={data_dir}")
     steps = []
     original = FiniteLossTrainer.training_step
 
-    def step_then_sigterm(self, *args, **kwargs):
+    def step_then_signal(self, *args, **kwargs):
         steps.append(self.state.global_step)
         if len(steps) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(FiniteLossTrainer, "training_step", step_then_sigterm)
+    monkeypatch.setattr(FiniteLossTrainer, "training_step", step_then_signal)
     with pytest.raises(SystemExit) as exit_, caplog.at_level(logging.ERROR):
         guarded(run_from_config, cfg, logging.getLogger("beft.train"))
-    assert exit_.value.code == faults.EXIT_CODE == 143 and steps == [0, 1]
-    assert "terminated by SIGTERM: stopped without writing a record" in caplog.text
+    assert exit_.value.code == code and steps == [0, 1]
+    assert message in caplog.text and "interrupted ()" not in caplog.text
     assert (
         not (RunSpec.from_config(cfg).folder / records.RECORD_FILE).exists()
         and not (RunSpec.from_config(cfg).folder / "trainer").exists()
