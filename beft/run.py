@@ -80,9 +80,7 @@ def _run_locked(spec: RunSpec) -> RunRecord:
             if record.status == records.COMPLETED:  # an earlier forced rerun's failure no longer applies
                 (spec.folder / records.ATTEMPT_FILE).unlink(missing_ok=True)
             if failed_rerun:
-                log.error(
-                    "the forced rerun failed; the completed record and adapter stay, the failure is in %s", written
-                )
+                log.warning("the forced rerun failed; the completed record and adapter stay, its failure: %s", written)
     return record
 
 

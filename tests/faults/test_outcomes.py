@@ -93,6 +93,24 @@ def test_failed_forced_rerun_keeps_the_completed_record_and_adapter(compose_cfg,
     assert records.completed_record(results / DONE).final_score == 0.7
 
 
+def test_forced_rerun_against_a_bad_row_keeps_the_completed_record(
+    compose_cfg, data_dir, results, tmp_path, caplog, monkeypatch
+):
+    """The reported case: a completed run, then ``force=true`` against a train.tsv with a bad row at line 1000."""
+    monkeypatch.setattr(loading, "load_encoder", must_not_load)
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir / "glue" / "RTE", copy / "glue" / "RTE", copy_function=shutil.copyfile)
+    lines = (copy / "glue" / "RTE" / "train.tsv").read_text().split("\n")
+    lines[999] = lines[999].replace("\t", " ", 1)
+    (copy / "glue" / "RTE" / "train.tsv").write_text("\n".join(lines))
+    before = files(results)
+    line = train_fault(compose_cfg(f"data.dir={copy}", "force=true"), caplog)
+    assert "train.tsv, line 1000: expected 4 tab-separated columns" in line
+    attempt = json.loads((results / DONE / records.ATTEMPT_FILE).read_text())
+    assert attempt["status"] == "failed" and "line 1000" in attempt["error"]
+    assert {k: v for k, v in files(results).items() if not k.endswith(records.ATTEMPT_FILE)} == before
+
+
 def test_truncated_record_is_named_when_rerun(compose_cfg, data_dir, tmp_path, caplog, monkeypatch):
     cfg = compose_cfg(f"data.dir={data_dir}", "task=cb")
     folder = RunSpec.from_config(cfg, hydra_job=False).folder
