@@ -137,7 +137,7 @@ class SkipFinishedLocal(SkipFinished):
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         log.info(f"Launching {len(jobs)} jobs locally")
-        runs, failed_before = [], len(faults.FAILED_JOBS)
+        runs, failed_before, failed_runs = [], len(faults.FAILED_JOBS), []
         for job in jobs:
             log.info(f"\t#{job.number} : {' '.join(filter_overrides(job.overrides))}")
             if job.config is None:  # as Hydra's launcher, which composes the job here, the sweep stops
@@ -146,16 +146,19 @@ class SkipFinishedLocal(SkipFinished):
             if records.lock_holder(job_folder(job.config)) is not None:  # it will skip: keep the running job's .hydra/
                 with read_write(job.config.hydra), open_dict(job.config.hydra):
                     job.config.hydra.output_subdir = None
+            known = len(faults.FAILED_JOBS)
             runs.append(
                 hydra_internals.run_local_job(
                     self.hydra_context, self.task_function, self.config, job.config, job.number
                 )
             )
+            if len(faults.FAILED_JOBS) > known:  # the guard logged its failure and went on
+                failed_runs.append(runs[-1])
         if failed := faults.FAILED_JOBS[failed_before:]:
             summary = f"{len(failed)} of {len(jobs)} jobs failed; rerunning the sweep redoes only them"
             log.error("%s:\n  %s", summary, "\n  ".join(failed))
-            runs[-1].status = JobStatus.FAILED  # Hydra's sweeper raises a failed job's error: exit code 1
-            runs[-1].return_value = faults.JobsFailed(f"{summary}: {'; '.join(failed)}")
+            failed_runs[-1].status = JobStatus.FAILED  # Hydra's sweeper raises a failed job's error: exit code 1
+            failed_runs[-1].return_value = faults.JobsFailed(f"{summary}: {'; '.join(failed)}")
         return runs
 
 

@@ -226,3 +226,14 @@ def test_encoders_evaluate_num_eval_examples_drawn_with_the_seed(compose_cfg, da
     assert len(data.eval["validation"]) == 10
     assert data.eval["validation"]["label"] == [validation[i]["label"] for i in drawn]
     assert decoder._eval_subset(validation, 10, 3)["label"] == data.eval["validation"]["label"]
+
+
+@pytest.mark.slow  # trains MiniLM for one epoch on 16 examples
+def test_an_encoder_run_records_its_evaluation_subset(compose_cfg, data_dir):
+    from tests.conftest import run_config
+
+    cfg = compose_cfg(f"data.dir={data_dir}", "task=cb", "data.num_train=16", "data.num_eval=10",
+                      "trainer.args.num_train_epochs=1")  # fmt: skip
+    record = run_config(cfg)
+    assert record["status"] == "completed" and record["data"]["eval_rows"] == {"validation": 10}
+    assert record["seeds"]["eval_subset"] == "numpy.random.RandomState(0).permutation(eval_rows)[:num_eval]"
