@@ -48,6 +48,8 @@ def rank(spec: RunSpec) -> RankingRecord:
     if spec.method["trainable"] != "all_biases":
         raise BeftError(f"beft.rank fine-tunes all biases (method=bitfit); got method={spec.method['name']!r}")
     folder = spec.rank_folder
+    if (broken := records.unreadable(folder, "rank")) is not None:
+        log.warning("%s cannot be read (truncated or not JSON): the ranking is redone and the file replaced", broken)
     with records.run_lock(folder):  # one job per ranking; the BitFit run takes its own run's lock
         if not spec.force and (done := records.completed_record(folder, "rank")) is not None:  # also: another job
             log.info("skipping %s: completed ranking exists (force=true reruns it)", folder)

@@ -10,6 +10,7 @@ import pytest
 from beft.sweeps.guard import guarded
 from beft.train import run_from_config
 from tests.conftest import write_record
+from tests.sweeps.conftest import hydra_app  # noqa: F401 (a fixture: a sweep's master config and Hydra's context)
 
 LOG = logging.getLogger("beft.train")
 DONE = Path("minilm/rte/low/beft-v/seed=0")  # the completed run every case must leave alone

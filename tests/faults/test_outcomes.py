@@ -72,6 +72,23 @@ def test_skipped_duplicate_keeps_the_running_jobs_hydrafiles(tmp_path):
     assert records.lock_holder(folder) is None
 
 
+def test_a_local_sweep_leaves_a_held_job_s_hydra_files_alone(hydra_app, tmp_path):
+    from hydra_plugins.beft_launchers.launchers import BasicLauncher
+
+    master, context = hydra_app("task=cb")
+    held = tmp_path / "minilm" / "cb" / "low" / "beft-q" / "seed=0"
+    (held / ".hydra").mkdir(parents=True)
+    (held / ".hydra" / "overrides.yaml").write_text("- the running job's overrides\n")
+    launcher = BasicLauncher()
+    launcher.setup(hydra_context=context, task_function=lambda cfg: cfg.bias.name, config=master)
+    with records.run_lock(held):  # another live job runs b_q
+        launcher.launch([["task=cb", f"bias={b}", f"results_dir={tmp_path}"] for b in ("q", "k")], initial_job_idx=0)
+    assert (held / ".hydra" / "overrides.yaml").read_text() == "- the running job's overrides\n"
+    assert (
+        "bias=k" in (tmp_path / "minilm" / "cb" / "low" / "beft-k" / "seed=0" / ".hydra" / "overrides.yaml").read_text()
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Records: a failed forced rerun, a truncated record
 # ---------------------------------------------------------------------------------------------------------------
