@@ -2,8 +2,9 @@
 
 ``--adapter`` copies the peft BEFT adapter (kilobytes; load it with ``PeftModel.from_pretrained``); ``--merged``
 writes a plain transformers model with the bias deltas added into the base biases (no peft needed to load it).
-RUN_FOLDER may also be an adapter folder; its own ``adapter/`` is used. A non-empty output folder is refused (exit code
-2) unless ``--overwrite``, which replaces it as a whole. Merging a bias added to a bias-free model is refused with exit code 2.
+RUN_FOLDER may also be an adapter folder; a run folder's own ``adapter/`` is used. A non-empty output folder is refused
+(exit code 2) unless ``--overwrite``, which replaces it as a whole. Merging a bias added to a bias-free model is refused
+with exit code 2.
 """
 
 from __future__ import annotations
