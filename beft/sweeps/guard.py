@@ -10,8 +10,10 @@ and a rerun of the sweep redoes it. A local sweep with failed jobs ends with the
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
@@ -52,12 +54,23 @@ def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger)
         log.error("%s", err)
         if in_sweep():
             return _failed_in_sweep(err)
+        _drop_new_run_folder()
         sys.exit(2)
     except Exception as err:
         if not in_sweep():
             raise
         log.exception("this job failed; the sweep goes on (rerun the sweep to redo it)")
         return _failed_in_sweep(err)
+
+
+def _drop_new_run_folder() -> None:
+    """Bad input leaves nothing behind: the run folder Hydra made for this command is removed when it holds only
+    Hydra's own files (``.hydra/``, ``train.log``): no record, no lock, nothing of an earlier run."""
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _failed_in_sweep(err: BaseException) -> None:

@@ -190,6 +190,15 @@ def test_results_dir_under_a_file_on_the_command_line(tmp_path):
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
+@pytest.mark.slow  # a subprocess that imports torch: ~20 s on 2 busy cores
+def test_a_typo_added_with_plus_is_refused_and_leaves_no_folder(tmp_path, data_dir):
+    proc = _cli("beft.train", "+data.num_trian=16", f"data.dir={data_dir}", tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "data.num_trian is not a data setting; did you mean 'num_train'?" in lines[0]
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]  # Hydra's new run folder is removed
+
+
 def test_unknown_rank_setting_is_named(tmp_path, caplog):
     from hydra import compose, initialize_config_dir
 
