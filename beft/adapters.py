@@ -31,7 +31,7 @@ from transformers.models.auto.modeling_auto import (
 
 from beft import atomic, records
 from beft.errors import BeftError
-from beft.models import targets
+from beft.models import loading, targets
 from beft.pipelines import pipeline_for
 from beft.spec import RunSpec
 
@@ -243,7 +243,7 @@ def find_adapter(path: str | Path) -> Path:
     run folder must use what it holds) or the folder itself when it is an adapter."""
     path = Path(path)
     if (path / "adapter_config.json").is_file():
-        return path
+        return _complete(path)
     record = records.read_run(path)
     if record is None:
         raise AdapterError(f"{path} is neither an adapter folder (adapter_config.json) nor a run folder (record.json)")
@@ -253,7 +253,13 @@ def find_adapter(path: str | Path) -> Path:
         raise AdapterError(f"{path}: the run has no adapter: {record.adapter.get('reason')}")
     if not (path / ADAPTER_DIR / "adapter_config.json").is_file():
         raise AdapterError(f"{path}: no adapter folder found (expected {path / ADAPTER_DIR}/adapter_config.json)")
-    return path / ADAPTER_DIR
+    return _complete(path / ADAPTER_DIR)
+
+
+def _complete(adapter_dir: Path) -> Path:
+    """The adapter's weights file is whole (a truncated copy is named before any model loads)."""
+    loading.check_weights(str(adapter_dir), fix="copy the adapter again, or rerun its run with force=true")
+    return adapter_dir
 
 
 def read_meta(adapter_dir: str | Path) -> dict[str, Any]:
@@ -263,7 +269,10 @@ def read_meta(adapter_dir: str | Path) -> dict[str, Any]:
             f"{adapter_dir} has no {META_FILE} (not written by beft): load the base model yourself and call "
             "load_adapter(folder, base_model)"
         )
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AdapterError(f"{path} is not valid JSON (truncated?); copy the adapter again") from None
 
 
 def load_base(adapter_dir: str | Path, base: str | None = None):

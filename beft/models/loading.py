@@ -75,7 +75,7 @@ def _check_folder(folder: Path, what: str, gguf: str | None = None) -> None:
         raise ModelSourceError(f"{what}: {folder} has no weights (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def check_weights(source: str) -> None:
+def check_weights(source: str, fix: str = "download or copy the model again") -> None:
     """Every safetensors file of a local model folder is complete: its header parses and the file is as long as the
     tensors the header lists (a truncated download or copy otherwise fails only when the weights load)."""
     folder = Path(source)
@@ -94,8 +94,7 @@ def check_weights(source: str) -> None:
             complete = False
         if not complete:
             raise ModelSourceError(
-                f"{path} is truncated or corrupt (its safetensors header and size do not match); download or copy "
-                "the model again"
+                f"{path} is truncated or corrupt (its safetensors header and size do not match); {fix}"
             )
 
 

@@ -260,6 +260,26 @@ def test_predict_file_with_non_utf8_bytes(file, moved_run, tmp_path, capsys, mon
     assert err.count("\n") == 1 and f"{tmp_path / file}, line {line}: byte 0xe9 is not UTF-8" in err
 
 
+@pytest.mark.parametrize("damage", ["truncated weights", "bad beft.json"])
+def test_a_damaged_adapter_is_named_before_the_model_loads(damage, moved_run, capsys, monkeypatch):
+    import torch
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(adapters, "load_base", must_not_load)
+    adapter = moved_run / "adapter"
+    if damage == "truncated weights":
+        save_file({"w": torch.zeros(64)}, str(adapter / "adapter_model.safetensors"))
+        data = (adapter / "adapter_model.safetensors").read_bytes()
+        (adapter / "adapter_model.safetensors").write_bytes(data[:-100])
+        expected = f"{adapter / 'adapter_model.safetensors'} is truncated or corrupt"
+    else:
+        (adapter / adapters.META_FILE).write_text('{"model": ')
+        expected = f"{adapter / adapters.META_FILE} is not valid JSON"
+    assert predict.main([str(moved_run), "--text", "a", "b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
 def _fake_model(monkeypatch):
     monkeypatch.setattr(adapters, "load_base", lambda *a: (object(), None, None))
     monkeypatch.setattr(adapters, "load_adapter", lambda *a: None)
