@@ -18,7 +18,7 @@ from beft.report.paper import BIAS_PEFT_METRICS, SCORE_METRICS
 
 RECORD_COLUMNS = ["path", "model", "task", "regime", "method", "bias", "label", "seed", "variant", "status",
                   "params_percent", "params_permille", "bias_relative_percent", "bias_saving_percent", "bias_reshape",
-                  "runtime_s", "score_metric", "score_split", "wall_s"]  # fmt: skip
+                  "runtime_s", "score_metric", "score_split", "wall_s", "auto_chosen", "predictions"]  # fmt: skip
 R = TypeVar("R", records.RunRecord, records.RankingRecord)
 
 
@@ -38,11 +38,19 @@ def _row(folder: Path, rec: records.RunRecord) -> dict[str, Any]:
         "score_metric": None if score is None else score.metric,
         "score_split": None if score is None else score.split,
         "wall_s": None if rec.time is None else rec.time["wall_s"],
+        "auto_chosen": (auto_of(rec) or {}).get("chosen"),
+        "predictions": rec.predictions,
     }  # fmt: skip
     if rec.final is not None:  # a failed run has no final metrics
         for split, values in rec.final.items():
             row.update({f"{split}/{metric}": value for metric, value in values.items()})
     return row
+
+
+def auto_of(rec: records.RunRecord) -> dict[str, Any] | None:
+    """A ``bias=auto`` run's ``auto`` field (the chosen bias, the scores, the ranking it used), None otherwise."""
+    auto = getattr(rec, "auto", None)
+    return auto if auto is not None else rec.extra.get("auto")
 
 
 def _param_columns(params: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 from beft import atomic  # noqa: E402
 
 ROLE_LABELS = {"q": "b_q", "k": "b_k", "v": "b_v", "o": "b_o (m1)", "ln1": "LN1", "m2": "m2", "m3": "m3", "ln2": "LN2"}
+MAX_WIDTH_IN = 15.0  # at DPI 130: at most about 2,000 pixels wide
+DPI = 130
 TITLES = {"angle": "Magnitude + angle (ours)", "magnitude": "Magnitude", "fisher": "Empirical Fisher"}
 
 
@@ -23,7 +25,7 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
 
     def savefig(tmp: Path) -> None:
-        fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight")
+        fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight")
 
     try:
         return atomic.write_with(path, savefig)
@@ -91,20 +93,24 @@ def regimes_figure(
     return _save(fig, path)
 
 
-def table_bars(table, title: str, path: str | Path) -> Path:
-    """One paper table as bars: ours (mean +- std over seeds) beside the paper's value, per row."""
-    models = table["model"] if "model" in table and table["model"].nunique() > 1 else [""] * len(table)
-    rows = zip(models, table["task"], table["regime"], table["bias"], table["method"], strict=True)
-    labels = [f"{f'{mo} ' if mo else ''}{t} {r}\n{m if str(b) in ('n/a', 'nan') else b}" for mo, t, r, b, m in rows]
-    x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(table) + 1.5), 3.2))
-    paper_err = [float(s) if str(s) not in ("", "nan") else 0.0 for s in table["paper_std"]]
-    ours = [np.nan if v is None else v for v in table["ours"]]
-    ours_err = [0.0 if s is None or np.isnan(s) else s for s in table["ours_std"].astype(float)]
-    ax.bar(x - 0.2, table["paper"].astype(float), 0.4, yerr=paper_err, label="paper", color="#bbbbbb", capsize=2)
-    ax.bar(x + 0.2, ours, 0.4, yerr=ours_err, label="ours", color="#3b75af", capsize=2)
-    ax.set_xticks(x, labels, fontsize=6, rotation=90)
+def difference_map(values: np.ndarray, labels: list[list[str]], rows: list[str], columns: list[str], title: str,
+                   path: str | Path) -> Path:  # fmt: skip
+    """A heat-map of ours minus the paper's (``values``, NaN where there is no difference), each cell annotated with
+    ``labels``; grey cells have no difference (a missing run, or no paper value)."""
+    width = min(MAX_WIDTH_IN, 2.4 + 1.05 * len(columns))
+    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.42 * len(rows)))
+    finite = values[np.isfinite(values)]
+    limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    cmap = matplotlib.colormaps["RdBu"].copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            strong = np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * limit
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=6.5, color="white" if strong else "black")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="ours − paper (points)")
     fig.tight_layout()
     return _save(fig, path)

@@ -1,4 +1,5 @@
-"""The report's text: each paper table as Markdown and LaTeX, the b_v > b_q > b_k summary and the run wall times."""
+"""The report's text: each paper table as Markdown and LaTeX in the paper's layout, the b_v > b_q > b_k summary and
+the run wall times."""
 
 from __future__ import annotations
 
@@ -7,57 +8,51 @@ from typing import Any
 import pandas as pd
 
 from beft import records
-from beft.report import names, stats
+from beft.report import layout, names, stats
+from beft.report.layout import number
 from beft.report.lookup import present
-from beft.report.paper import P_VALUE, clean
+from beft.report.paper import SCORE_METRICS, clean
 
 LEGEND = (
-    "Ours: mean ± population std over the paper's seeds (std shown for n > 1; n = completed runs / seeds); † = the "
-    "bias our magnitude+angle ranking selected. diff = ours − paper. Scores ×100. p_value rows: our two-sided paired "
-    "t-test by seed (n = paired seeds). Rows of task `all` / bias `any` take the parameter count of any such run; "
-    "Avg = the mean of the row's task columns once all are there (n = columns with a value / columns)."
+    "Each cell: ours (the paper's). Ours = mean ± population std (ddof = 0, the paper's convention: it reproduces "
+    "Table 7) over the paper's seeds, scores ×100; [n/k] = only n of the k seeds' runs completed; missing = no "
+    "completed run (listed below). † = the bias our magnitude+angle ranking selected; BEFT (auto) = `bias=auto` runs "
+    "(→ the bias they chose). p rows: our two-sided paired t-test by seed. Rows of task `all` / bias `any` take the "
+    "parameter count of any such run; Avg. = the mean of the row's task columns once all are there."
+)
+SPREAD = (
+    "Mean ± sample std (ddof = 1) and the 95 % confidence interval of the mean over seeds (t-distribution, n − 1 "
+    "degrees of freedom; scipy.stats.t), of the score cells with a completed run."
 )
 
 
-def number(value: Any, std: Any = None, metric: str = "") -> str:
-    """A number as the paper prints it: scores with 2 decimals, parameter fractions with 3, p-values with 3
-    significant digits."""
-    if not present(value) or str(value) == "":
-        return "—"
-    spec = ".3g" if metric == P_VALUE else ".3f" if metric in ("params_percent", "params_permille") else ".2f"
-    text = f"{float(value):{spec}}"
-    if present(std) and str(std) != "":
-        text += f" ± {float(std):{spec}}"
+def render(table: pd.DataFrame, title: str, name: str) -> tuple[str, str]:
+    """(Markdown, LaTeX) of paper table ``name`` in the paper's layout; the missing runs are listed under it."""
+    if table.empty:
+        empty = f"# {title}\n\nNo rows of this table apply to this model.\n"
+        return empty, f"% {title}: no rows\n"
+    laid_out = layout.grid(table, name)
+    shown = laid_out.frame(layout.ours_and_paper)
+    md = [f"# {title}", "", shown.to_markdown(disable_numparse=True), "", LEGEND]
+    spreads = laid_out.frame(layout.spread)
+    if ((table["n"].fillna(0) > 1) & table["metric"].isin(SCORE_METRICS)).any():
+        md += ["", "## Ours: sample std and 95 % confidence interval", "",
+               spreads.to_markdown(disable_numparse=True), "", SPREAD]  # fmt: skip
+    missing = list(dict.fromkeys(m for cell in table["missing"] if cell for m in cell.split("; ")))
+    md += ["", f"## Missing or failed runs ({len(missing)})", ""] + [f"- {m}" for m in missing] if missing else []
+    return "\n".join(md) + "\n", latex(shown, title)
+
+
+def latex(shown: pd.DataFrame, title: str) -> str:
+    """The laid-out table as a LaTeX tabular (booktabs), ± † ‰ as LaTeX symbols."""
+    text = shown.to_latex(caption=f"{title}. Each cell: ours (the paper's).", escape=True)
+    for symbol, macro in (("±", r"$\pm$"), ("†", r"$^\dagger$"), ("‰", r"\textperthousand{}"), ("→", r"$\to$")):
+        text = text.replace(symbol, macro)
     return text
 
 
 def p_value(p: float | None) -> str:
     return "—" if p is None else f"{p:.3g}"
-
-
-def render(table: pd.DataFrame, title: str) -> tuple[str, str]:
-    """(Markdown, LaTeX) of one table; the missing runs are listed under it."""
-    if table.empty:
-        empty = f"# {title}\n\nNo rows of this table apply to this model.\n"
-        return empty, f"% {title}: no rows\n"
-    own = names.paper_models()
-    models = [m if own.get(p) == m else f"{m} (for {p})" for m, p in zip(table["model"], table["paper_model"],
-              strict=True)]  # fmt: skip
-    shown = pd.DataFrame({
-        "model": models, "task": table["task"], "regime": table["regime"], "method": table["method"],
-        "bias": table["bias"], "metric": table["metric"],
-        "paper": [number(v, s, m) for v, s, m in zip(table["paper"], table["paper_std"], table["metric"], strict=True)],
-        "ours": [number(v, s if n > 1 and m != P_VALUE else None, m) + (f" {d}" if d else "") for v, s, n, m, d in
-                 zip(table["ours"], table["ours_std"], table["n"], table["metric"], table["selected"], strict=True)],
-        "n/seeds": [f"{n}/{k}" for n, k in zip(table["n"], table["seeds"], strict=True)],
-        "diff": [number(v, None, m) for v, m in zip(table["diff"], table["metric"], strict=True)],
-    })  # fmt: skip
-    missing = list(dict.fromkeys(m for cell in table["missing"] if cell for m in cell.split("; ")))
-    md = [f"# {title}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
-    md.append(LEGEND)
-    md += ["", f"## Missing or failed runs ({len(missing)})", ""] + [f"- {m}" for m in missing] if missing else []
-    latex = shown.to_latex(index=False, caption=title, escape=True)
-    return "\n".join(md) + "\n", latex
 
 
 def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:

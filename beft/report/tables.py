@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from beft import atomic
-from beft.report import names, plots
+from beft.report import layout, names, plots
 from beft.report.cells import build_table
 from beft.report.lookup import RECORD_COLUMNS, ranking_targets, run_table
 from beft.report.paper import P_VALUE, PAPER_TABLES, SCORE_METRICS, read_paper, read_paper_tables
@@ -74,7 +74,7 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
             title = f"Paper {stem.replace('_', ' ')}"
             if suffix:
                 title += f" — {suffix[1:]} (analogue of {', '.join(model_map)})"
-            written += _write_table(table, title, out_dir / f"{name}{suffix}")
+            written += _write_table(table, title, out_dir / f"{name}{suffix}", name)
     paper_p = pd.concat([p for _, p in papers.values()])
     paper_p = paper_p[paper_p["metric"] == P_VALUE]
     written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p)))
@@ -82,13 +82,23 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
     return written
 
 
-def _write_table(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
-    """``<stem>.md`` and ``.tex``, and ``.png`` bars of the scores (not params, runtimes, p) once we have one."""
-    md, latex = render(table, title)
+LONG_COLUMNS = ["model", "paper_model", "task", "regime", "method", "bias", "metric", "paper", "paper_std", "ours",
+                "ours_std", "std_sample", "ci_low", "ci_high", "n", "seeds", "diff", "selected", "missing"]  # fmt: skip
+
+
+def _write_table(table: pd.DataFrame, title: str, stem: Path, name: str) -> list[Path]:
+    """``<stem>.md`` and ``.tex`` in the paper's layout, ``.csv`` in the long format (one row per cell), and a
+    ``.png`` heat-map of ours minus the paper's once a score of ours is there."""
+    md, latex = render(table, title, name)
     written = [atomic.write_text(stem.with_suffix(".md"), md), atomic.write_text(stem.with_suffix(".tex"), latex)]
-    scores = table[table["metric"].isin(SCORE_METRICS)] if not table.empty else table
-    if not scores.empty and scores["ours"].notna().any():
-        written.append(plots.table_bars(scores, title, stem.with_suffix(".png")))
+    if not table.empty:
+        long = table[[c for c in LONG_COLUMNS if c in table]]
+        written.append(atomic.write_text(stem.with_suffix(".csv"), long.to_csv(index=False)))
+        scores = table[table["metric"].isin(SCORE_METRICS)]
+        if scores["ours"].notna().any():
+            values, labels, rows, columns = layout.differences(layout.grid(table, name))
+            heading = f"{title}\nours − paper (cells: ours over the paper's; grey: no difference)"
+            written.append(plots.difference_map(values, labels, rows, columns, heading, stem.with_suffix(".png")))
     return written
 
 
