@@ -85,3 +85,13 @@ def layout(table: str) -> tuple[list[str], list[str], str]:
 def label(field: str, value: str) -> str:
     """How the paper prints a row or column value (conf/paper.yaml ``labels``); a value without one as is."""
     return _paper()["labels"].get(field, {}).get(value, value)
+
+
+def model_kind(model: str) -> str | None:
+    """A conf/model config's kind (``encoder``, ``decoder``) from its defaults list; None for an unknown model."""
+    cfg = _configs("model").get(model)
+    if cfg is None:
+        return None
+    return next(
+        (entry["kind"] for entry in cfg.get("defaults", []) if isinstance(entry, dict) and "kind" in entry), None
+    )

@@ -13,7 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats as scipy_stats
+
+from beft import predictions, records
+from beft.report import names, stats
 
 RESAMPLES = 2000  # bootstrap resamples per test
 SEED = 0  # the bootstrap's random seed: the same predictions give the same p
@@ -104,3 +108,38 @@ def compare(metric: str, rows_a: list[dict], rows_b: list[dict]) -> dict[str, An
     a = [ra.get(key, ra["prediction"]) for ra, _ in pairs]
     b = [rb.get(key, rb["prediction"]) for _, rb in pairs]
     return mcnemar(gold, a, b) if metric == "accuracy" else bootstrap(metric, gold, a, b)
+
+
+PAIRS = (("v", "q"), ("q", "k"))  # the paper's comparisons (Appendix C.2)
+
+
+def example_tests(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and seed whose b_v/b_q/b_k runs saved predictions: the test on examples of each pair in ``PAIRS``
+    on the main score's split, and Holm's adjustment across every test of the table (``p_holm``)."""
+    done = runs[(runs["status"] == records.COMPLETED) & (runs["method"] == "beft") & runs["bias"].isin(names.BIASES)]
+    done = done[done["predictions"].map(lambda p: isinstance(p, dict) and bool(p))] if len(done) else done
+    rows = []
+    for (model, task, regime, seed), group in done.groupby(["model", "task", "regime", "seed"], sort=True):
+        by = {run["bias"]: run for _, run in group.iterrows()}
+        for first, second in PAIRS:
+            if first in by and second in by:
+                result = _test(by[first], by[second], task)
+                if result is not None:
+                    rows.append({"model": model, "task": task, "regime": regime, "seed": int(seed),
+                                 "comparison": f"b_{first} vs b_{second}", **result})  # fmt: skip
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_holm"] = stats.holm(table["p"].tolist())
+    return table
+
+
+def _test(a: pd.Series, b: pd.Series, task: str) -> dict[str, Any] | None:
+    """The test of two runs on the split and metric of the first's score (else the task's main metric)."""
+    split, metric = a.get("score_split"), a.get("score_metric")
+    if not (isinstance(split, str) and isinstance(metric, str)):
+        split, metric = names.main_column(task).split("/")
+    path_a, path_b = a["predictions"].get(split), (b["predictions"] or {}).get(split)
+    if not path_a or not path_b:
+        return None
+    result = compare(metric, predictions.read(a["path"], path_a), predictions.read(b["path"], path_b))
+    return None if result is None else {"split": split, "metric": metric, **result}

@@ -10,7 +10,7 @@ import pandas as pd
 from beft import records
 from beft.report import layout, names, stats
 from beft.report.layout import number
-from beft.report.lookup import present
+from beft.report.lookup import main_column
 from beft.report.paper import SCORE_METRICS, clean
 
 LEGEND = (
@@ -55,12 +55,14 @@ def p_value(p: float | None) -> str:
     return "—" if p is None else f"{p:.3g}"
 
 
-def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
-    """Per model/task/regime with b_v/b_q/b_k runs: did b_v > b_q > b_k hold, with paired t-tests by seed."""
+def summary(runs: pd.DataFrame, paper_p: pd.DataFrame, tests: pd.DataFrame | None = None) -> str:
+    """Per model/task/regime with b_v/b_q/b_k runs: did b_v > b_q > b_k hold, with paired t-tests by seed; then the
+    paired tests on examples (``paired.example_tests``)."""
     lines = ["# Does b_v > b_q > b_k hold?", ""]
+    tests = pd.DataFrame() if tests is None else tests
     done = runs[(runs["status"] == records.COMPLETED) & (runs["method"] == "beft") & runs["bias"].isin(names.BIASES)]
     if done.empty:
-        return "\n".join([*lines, "No completed b_v/b_q/b_k runs yet.", ""])
+        return "\n".join([*lines, "No completed b_v/b_q/b_k runs yet.", *example_section(tests), ""])
     rows = []
     for (model, task, regime), group in done.groupby(["model", "task", "regime"], sort=True):
         row = _ordering(group, task)
@@ -71,14 +73,28 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
     held = int((table["b_v > b_q > b_k"] == "yes").sum()) if len(table) else 0
     lines += [f"The ordering held in {held} of {len(table)} settings (means over seeds).", "",
               table.to_markdown(index=False) if len(table) else "", "",
-              "Means, stds and p over the seeds all three biases have. p: two-sided paired t-test by seed "
-              "(scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+              "Means ± population std (ddof = 0, the paper's) and p over the seeds all three biases have. p: "
+              "two-sided paired t-test by seed (scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
+    return "\n".join(lines + example_section(tests)) + "\n"
+
+
+def example_section(tests: pd.DataFrame) -> list[str]:
+    """The paired tests on examples between two runs of the same seed, Holm-adjusted across the section."""
+    lines = ["", "## Paired tests on examples (two runs of the same seed)", ""]
+    if tests.empty:
+        return [*lines, "No pair of b_v/b_q/b_k runs of one seed has saved predictions, so no test on examples."]
+    shown = tests.assign(**{"delta (×100)": (100 * tests["delta"]).round(2), "p": tests["p"].map(p_value),
+                            "p (Holm)": tests["p_holm"].map(p_value)}).drop(columns=["delta", "p_holm"])  # fmt: skip
+    return [*lines, shown.to_markdown(index=False), "",
+            f"delta = first − second run's score on the examples both predicted. Accuracy: exact McNemar test "
+            f"(two-sided binomial test on the discordant examples, `discordant` = only-first/only-second right); F1, "
+            f"MCC, Spearman: paired bootstrap over examples. p (Holm): Holm's correction across the {len(tests)} "
+            f"tests above (family-wise error rate)."]  # fmt: skip
 
 
 def _ordering(group: pd.DataFrame, task: str) -> dict[str, Any] | None:
     """One setting's b_v/b_q/b_k means and tests, over the seeds all three have; None without all three."""
-    metric_col = _main_column(group, task)
+    metric_col = main_column(group, task)
     if metric_col is None:
         return None
     group = group[group[metric_col].notna()]
@@ -99,17 +115,6 @@ def _ordering(group: pd.DataFrame, task: str) -> dict[str, Any] | None:
         "seeds": len(seeds), "b_v > b_q > b_k": "yes" if held else "no",
         "p (v vs q)": p_value(vq["p"]), "p (q vs k)": p_value(qk["p"]),
     }  # fmt: skip
-
-
-def _main_column(group: pd.DataFrame, task: str) -> str | None:
-    """The ``<split>/<metric>`` column of the runs' main score: the records' ``score`` (decoders: CB accuracy,
-    SQuAD/DROP F1), else the task's main metric (conf/task)."""
-    for split, metric in zip(group.get("score_split", []), group.get("score_metric", []), strict=True):
-        column = f"{split}/{metric}"
-        if present(split) and present(metric) and column in group and group[column].notna().any():
-            return column
-    column = names.main_column(task)
-    return column if column in group and group[column].notna().any() else None
 
 
 def _paper_p(paper_p: pd.DataFrame, model: str, task: str, regime: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from beft import atomic
-from beft.report import layout, names, plots
+from beft.report import figures, gains, layout, names, paired, plots
 from beft.report.cells import build_table
 from beft.report.lookup import RECORD_COLUMNS, ranking_targets, run_table
 from beft.report.paper import P_VALUE, PAPER_TABLES, SCORE_METRICS, read_paper, read_paper_tables
@@ -77,8 +77,14 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
             written += _write_table(table, title, out_dir / f"{name}{suffix}", name)
     paper_p = pd.concat([p for _, p in papers.values()])
     paper_p = paper_p[paper_p["metric"] == P_VALUE]
-    written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p)))
+    written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p, paired.example_tests(runs))))
     written.append(atomic.write_text(out_dir / "runtimes.md", run_times(runs)))
+    c5 = gains.read(paper_dir)
+    if c5 is not None:
+        table = gains.gains(c5, runs)
+        written.append(atomic.write_text(out_dir / "appendix_c5.md", gains.render(table)))
+        written.append(atomic.write_text(out_dir / "appendix_c5.csv", table.to_csv(index=False)))
+    written += figures.draw_all(runs, results_dir, papers["table04"][1] if "table04" in papers else None, out_dir)
     return written
 
 
