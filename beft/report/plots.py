@@ -102,8 +102,7 @@ def difference_map(values: np.ndarray, labels: list[list[str]], rows: list[str],
     fig, ax = plt.subplots(figsize=(width, 1.3 + 0.42 * len(rows)))
     finite = values[np.isfinite(values)]
     limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-    cmap = matplotlib.colormaps["RdBu"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(len(columns)), columns, fontsize=8, rotation=30, ha="right")
     ax.set_yticks(range(len(rows)), rows, fontsize=8)

@@ -38,11 +38,12 @@ def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES
         for role in CANDIDATES:
             label = names.run_label("beft", role)
             run = lookup.find_record(runs, **where, label=label)
-            if run is not None and run.completed:
-                scores.setdefault(regime, {})[role] = run.score.final
+            if run is not None and run.completed and run.final_score is not None:
+                scores.setdefault(regime, {})[role] = run.final_score
                 metric = run.score.metric
             else:
-                missing.append(f"{regime}/{label}" + (f" ({run.status})" if run is not None else ""))
+                status = "" if run is None else f" ({'no score' if run.completed else run.status})"
+                missing.append(f"{regime}/{label}{status}")
     return {"importance": importance, "scores": scores, "metric": metric or "score", "missing": missing}
 
 

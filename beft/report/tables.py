@@ -56,8 +56,10 @@ def paper_runs(results_dir: Path) -> pd.DataFrame:
     return runs[runs["variant"].isna()]
 
 
-def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iterable[str] = ()) -> list[Path]:
-    """Write every table (Markdown, LaTeX, bar chart), the summary and the run times; returns the files written."""
+def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iterable[str] = (), draw: bool = True
+              ) -> list[Path]:  # fmt: skip
+    """Write every table (Markdown, LaTeX, long CSV, heat-map), the summary, the run times, Appendix C.5's gains
+    and (``draw``) the figures; returns the files written."""
     runs = paper_runs(results_dir)
     targets = ranking_targets(results_dir) if results_dir.is_dir() else {}
     papers = read_paper_tables(paper_dir)
@@ -74,7 +76,7 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
             title = f"Paper {stem.replace('_', ' ')}"
             if suffix:
                 title += f" — {suffix[1:]} (analogue of {', '.join(model_map)})"
-            written += _write_table(table, title, out_dir / f"{name}{suffix}", name)
+            written += _write_table(table, title, out_dir / f"{name}{suffix}", name, draw)
     paper_p = pd.concat([p for _, p in papers.values()])
     paper_p = paper_p[paper_p["metric"] == P_VALUE]
     written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p, paired.example_tests(runs))))
@@ -84,7 +86,8 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
         table = gains.gains(c5, runs)
         written.append(atomic.write_text(out_dir / "appendix_c5.md", gains.render(table)))
         written.append(atomic.write_text(out_dir / "appendix_c5.csv", table.to_csv(index=False)))
-    written += figures.draw_all(runs, results_dir, papers["table04"][1] if "table04" in papers else None, out_dir)
+    if draw:
+        written += figures.draw_all(runs, results_dir, papers["table04"][1] if "table04" in papers else None, out_dir)
     return written
 
 
@@ -92,7 +95,7 @@ LONG_COLUMNS = ["model", "paper_model", "task", "regime", "method", "bias", "met
                 "ours_std", "std_sample", "ci_low", "ci_high", "n", "seeds", "diff", "selected", "missing"]  # fmt: skip
 
 
-def _write_table(table: pd.DataFrame, title: str, stem: Path, name: str) -> list[Path]:
+def _write_table(table: pd.DataFrame, title: str, stem: Path, name: str, draw: bool = True) -> list[Path]:
     """``<stem>.md`` and ``.tex`` in the paper's layout, ``.csv`` in the long format (one row per cell), and a
     ``.png`` heat-map of ours minus the paper's once a score of ours is there."""
     md, latex = render(table, title, name)
@@ -101,7 +104,7 @@ def _write_table(table: pd.DataFrame, title: str, stem: Path, name: str) -> list
         long = table[[c for c in LONG_COLUMNS if c in table]]
         written.append(atomic.write_text(stem.with_suffix(".csv"), long.to_csv(index=False)))
         scores = table[table["metric"].isin(SCORE_METRICS)]
-        if scores["ours"].notna().any():
+        if draw and scores["ours"].notna().any():
             values, labels, rows, columns = layout.differences(layout.grid(table, name))
             heading = f"{title}\nours − paper (cells: ours over the paper's; grey: no difference)"
             written.append(plots.difference_map(values, labels, rows, columns, heading, stem.with_suffix(".png")))
