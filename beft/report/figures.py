@@ -150,7 +150,9 @@ def draw_all(runs: pd.DataFrame, results_dir: Path, paper_table04: pd.DataFrame 
     done = runs[(runs["status"] == records.COMPLETED) & (runs["method"] == "beft")]
     for (model, task, regime), _ in done.groupby(["model", "task", "regime"], sort=True):
         metric, by_bias = curves(run_records, model, task, regime)
-        if not by_bias:
+        if not by_bias or max(len(c["epochs"]) for c in by_bias.values()) < 2:
+            lines.append(f"- {model} {task} {regime}: no learning curve (the records hold fewer than two evaluated "
+                         "epochs)")  # fmt: skip
             continue
         name = f"curves/{model}_{task}_{regime}.png"
         title = f"{model} {task} {regime}: {metric} per epoch (mean ± population std over seeds)"

@@ -158,6 +158,7 @@ def efficiency_panels(panels: Mapping[str, Sequence[Mapping[str, Any]]], title: 
                         textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlim(3e-3, 500)  # from BEFT's ~0.01 % to full fine-tuning's 100 %
+        ax.margins(y=0.3)  # room for the point labels
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(f"{task} ({points[0]['metric']})" if points else f"{task}: no runs", fontsize=8)
         ax.tick_params(labelsize=7)

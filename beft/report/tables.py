@@ -14,8 +14,13 @@ by seed (Appendix C.2).
 ``--analogue minilm=bert-base-cased`` also builds each table for a model the paper did not use, against the paper's
 numbers of the named model (the CPU reproduction runs MiniLM where the paper ran BERT-base).
 
+Each table is written in the paper's layout (``layout``: Markdown and LaTeX, ours beside the paper's in each cell),
+in long format (CSV) and as a heat-map of ours minus the paper's; ``figures`` draws Fig. 1, 4, 11 and the learning
+curves, ``gains`` Appendix C.5's table, ``paired`` the summary's tests on examples.
+
 Modules: ``names`` (paper names -> conf names), ``paper`` (the transcribed tables), ``lookup`` (records),
-``cells`` (our value of each row), ``render`` (Markdown, LaTeX), ``plots`` (PNG); every file is written atomically.
+``cells`` (our value of each row), ``layout`` and ``render`` (Markdown, LaTeX), ``plots`` (PNG); every file is
+written atomically.
 """
 
 from __future__ import annotations

@@ -76,3 +76,14 @@ def test_difference_map_stays_under_2000_pixels_wide(tmp_path):
     path = plots.difference_map(values, labels, [f"row {i}" for i in range(9)], [f"TASK-{j}" for j in range(24)],
                                 "a wide table", tmp_path / "wide.png")  # fmt: skip
     assert Image.open(path).size[0] <= 2000
+
+
+def test_no_curve_from_a_single_evaluated_epoch(tmp_path):
+    root = tmp_path / "runs"
+    for seed in range(2):
+        epochs = [{"epoch": 5, "train_loss": 0.4, "validation": {"accuracy": 0.6}}]  # decoders evaluate once
+        write(root, run_id("smollm2", "copa", "low", "beft", "v", seed), status="completed", epochs=epochs,
+              score=records.Score(metric="accuracy", split="validation", final=0.6))  # fmt: skip
+    written = figures.draw_all(run_table(root), root, None, tmp_path / "tables")
+    assert not [p for p in written if "curves" in str(p)]
+    assert "smollm2 copa low: no learning curve" in (tmp_path / "tables" / "figures.md").read_text()
