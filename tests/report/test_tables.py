@@ -23,7 +23,13 @@ def test_build_all_writes_every_table_summary_and_mnli_splits(results, tmp_path)
     assert [c.strip() for c in header.strip("|").split("|")] == columns
     long = pd.read_csv(out / "table01.csv")  # the long format, one row per paper cell, for machines
     assert len(long) == 90 and {"ours", "std_sample", "ci_low", "ci_high", "missing"} <= set(long.columns)
-    assert {"fig01_bert_base.png", "fig11_bert_base.png", "figures.md", "appendix_c5.md"} <= {p.name for p in written}
+    assert {
+        "fig01_bert_base.png",
+        "fig04_bert_base_cola.png",
+        "fig11_bert_base.png",
+        "figures.md",
+        "appendix_c5.md",
+    } <= {p.name for p in written}
     assert "99.00" not in table1  # the variant is not used
     summary = (out / "summary.md").read_text()
     row = next(line for line in summary.splitlines() if "| cola" in line)
