@@ -99,7 +99,7 @@ def read_spec(artifact_dir: str | Path) -> RunSpec:
 def load_artifact(artifact_dir: str | Path) -> tuple[nn.Module, Any, RunSpec]:
     """(the trained model in eval mode, its tokenizer, the run's spec): rebuilt as the run built it, with the
     trained tensors in place. Every stored tensor must find its parameter, of the same shape."""
-    from beft.run import build_model  # the one place a run's model is built
+    from beft.run import build_model  # the one place a run's model is built (beft.run imports this module)
 
     spec = read_spec(artifact_dir)
     model, tokenizer = build_model(spec)[:2]
