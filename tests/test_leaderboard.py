@@ -100,8 +100,12 @@ def test_every_encoder_run_kind_writes_a_leaderboard_file(compose_cfg, tiny_enco
     assert {v for _, v in rows} <= TASKS["rte"][1]
 
 
-def test_artifact_reproduces_the_trained_model(compose_cfg, tiny_encoder, monkeypatch):
-    """The rebuilt model gives the trained model's logits (rand_uniform: only the trained entries are stored)."""
+@pytest.mark.parametrize(
+    "method", [("method=rand_uniform",), pytest.param(("method=bias_lora", "bias=v"), marks=pytest.mark.slow)]
+)
+def test_artifact_reproduces_the_trained_model(compose_cfg, tiny_encoder, monkeypatch, method):
+    """The rebuilt model gives the trained model's logits (rand_uniform: only the trained entries are stored; bias
+    LoRA: the factors, put back into the re-parametrised biases)."""
     from beft import run as run_module
 
     kept = {}
@@ -112,7 +116,8 @@ def test_artifact_reproduces_the_trained_model(compose_cfg, tiny_encoder, monkey
         return real(spec, model, trainable, adapter)
 
     monkeypatch.setattr(run_module.artifacts, "save_run_artifact", spy)
-    folder = _train(compose_cfg, tiny_encoder, "rte", "method=rand_uniform")
+    folder = _train(compose_cfg, tiny_encoder, "rte", *method)
+    assert (records.read_run(folder).artifact["masked"] > 0) == (method == ("method=rand_uniform",))
     loaded, tokenizer, _ = artifacts.load_artifact(folder / artifacts.ARTIFACT_DIR)
     enc = tokenizer(["A cat sat."], ["An animal sat."], return_tensors="pt")
     with torch.no_grad():
