@@ -1,9 +1,10 @@
 """GLUE/SuperGLUE submission files from a run's predictions on a test split (docs/usage.md, Leaderboard files).
 
 GLUE takes one TSV per task (``RTE.tsv``: ``index`` and ``prediction`` columns); SuperGLUE one JSON-lines file per
-task (``CB.jsonl``: ``{"idx": 0, "label": "entailment"}``). The file name and the label each class is written as
-are the task's ``leaderboard:`` block in conf/task/<name>.yaml. Files are written one at a time into the folder
-given, so one folder collects a whole submission; an existing file is kept unless ``overwrite``.
+task (``CB.jsonl``: ``{"idx": 0, "label": "entailment"}``); the file name's suffix says which. The file names and the
+value each class is written as are the task's ``leaderboard:`` block in conf/task/<name>.yaml. Each call writes one
+split's files into the folder given, so one folder collects a whole submission; an existing file is kept unless
+``overwrite``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
 from beft.report.names import CONF_DIR
 
-GLUE, SUPER_GLUE = "glue", "super_glue"
+FORMATS = (".tsv", ".jsonl")  # GLUE's, SuperGLUE's
 
 
 class LeaderboardError(BeftError):
@@ -42,8 +43,8 @@ def task_from_conf(name: str, trained: TaskSpec) -> TaskSpec:
     return task
 
 
-def target(task: TaskSpec, split: str, out_dir: str | Path, overwrite: bool = False) -> Path:
-    """The file ``split``'s predictions go to, checked before any model loads."""
+def targets(task: TaskSpec, split: str, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+    """The files ``split``'s predictions go to, checked before any model loads."""
     board = task.leaderboard
     if board is None:
         raise LeaderboardError(f"task {task.name!r} has no leaderboard files (no GLUE/SuperGLUE test set)")
@@ -52,10 +53,13 @@ def target(task: TaskSpec, split: str, out_dir: str | Path, overwrite: bool = Fa
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise LeaderboardError(f"--leaderboard {out_dir} is a file, not a folder")
-    path = out_dir / board.files[split]
-    if path.exists() and not overwrite:
-        raise LeaderboardError(f"{path} exists; pass --overwrite to replace it")
-    return path
+    paths = [out_dir / name for name in board.files[split]]
+    for path in paths:
+        if path.suffix not in FORMATS:
+            raise LeaderboardError(f"leaderboard file {path.name!r} of task {task.name!r}: valid suffixes {FORMATS}")
+        if path.exists() and not overwrite:
+            raise LeaderboardError(f"{path} exists; pass --overwrite to replace it")
+    return paths
 
 
 def submission_rows(task: TaskSpec, ids: Sequence[Any], results: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
@@ -69,12 +73,11 @@ def submission_rows(task: TaskSpec, ids: Sequence[Any], results: Sequence[dict[s
     return [(i, board.labels[r["label"]]) for i, r in zip(ids, results, strict=True)]
 
 
-def render(benchmark: str, rows: list[tuple[Any, Any]]) -> str:
-    if benchmark == GLUE:
+def render(suffix: str, rows: list[tuple[Any, Any]]) -> str:
+    """GLUE's TSV (``.tsv``) or SuperGLUE's JSON lines (``.jsonl``)."""
+    if suffix == ".tsv":
         return "index\tprediction\n" + "".join(f"{i}\t{v}\n" for i, v in rows)
-    if benchmark == SUPER_GLUE:
-        return "".join(json.dumps({"idx": _int(i), "label": v}) + "\n" for i, v in rows)
-    raise LeaderboardError(f"leaderboard.benchmark={benchmark!r} is unknown; valid: {[GLUE, SUPER_GLUE]}")
+    return "".join(json.dumps({"idx": _int(i), "label": v}) + "\n" for i, v in rows)
 
 
 def _int(value: Any) -> Any:
@@ -89,7 +92,7 @@ def write(
     ids: Sequence[Any],
     results: Sequence[dict[str, Any]],
     overwrite: bool = False,
-) -> Path:
-    """Write ``split``'s submission file into ``out_dir`` (atomically); its path."""
-    path = target(task, split, out_dir, overwrite)
-    return atomic.write_text(path, render(task.leaderboard.benchmark, submission_rows(task, ids, results)))
+) -> list[Path]:
+    """Write ``split``'s submission files into ``out_dir`` (each atomically); their paths."""
+    rows = submission_rows(task, ids, results)
+    return [atomic.write_text(path, render(path.suffix, rows)) for path in targets(task, split, out_dir, overwrite)]

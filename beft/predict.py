@@ -94,7 +94,7 @@ def _split_rows(args, task: TaskSpec) -> tuple[TaskSpec, list[dict[str, str]], l
     """(task as conf/task describes it, the split's rows, the test split's example ids or None)."""
     task = leaderboard.task_from_conf(task.name, task)
     if args.leaderboard:
-        leaderboard.target(task, args.split, args.leaderboard, args.overwrite)
+        leaderboard.targets(task, args.split, args.leaderboard, args.overwrite)
     data = sources.load_split(task, args.data_dir, args.split)
     rows = [{f: row[f] for f in task.text_fields} for row in data]
     return task, rows, data[sources.ID_FIELD] if sources.ID_FIELD in data.column_names else None
@@ -111,8 +111,8 @@ def _run(args) -> list[dict[str, Any]] | None:
     model, tokenizer = run.load(args.base)
     results = predict(model, tokenizer, rows, task, run.max_length, args.batch_size, progress=not args.text)
     if args.leaderboard:
-        path = leaderboard.write(task, args.split, args.leaderboard, ids, results, args.overwrite)
-        print(f"{len(results)} {args.split} predictions written to {path}", file=sys.stderr)
+        paths = leaderboard.write(task, args.split, args.leaderboard, ids, results, args.overwrite)
+        print(f"{len(results)} {args.split} predictions written to {', '.join(map(str, paths))}", file=sys.stderr)
         return None
     return results if ids is None else [{"idx": i, **r} for i, r in zip(ids, results, strict=True)]
 

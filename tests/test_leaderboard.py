@@ -98,6 +98,7 @@ def test_every_encoder_run_kind_writes_a_leaderboard_file(compose_cfg, tiny_enco
     rows = _read_submission(out / "RTE.tsv")
     assert [i for i, _ in rows] == [str(i) for i in range(_test_rows("rte"))]
     assert {v for _, v in rows} <= TASKS["rte"][1]
+    assert _read_submission(out / "RTE.jsonl") == rows  # SuperGLUE's RTE: the same test pairs and ids
 
 
 @pytest.mark.parametrize(
@@ -171,7 +172,7 @@ def test_a_task_without_a_test_split_is_named():
     task = TaskSpec(name="toy", hub_path="none", hub_name=None, text_fields=["text"], label_names=["a", "b"],
                     metrics=["accuracy"], main_metric="accuracy", eval_splits={"validation": "validation"})  # fmt: skip
     with pytest.raises(leaderboard.LeaderboardError, match="task 'toy' has no leaderboard files"):
-        leaderboard.target(task, "test", "out")
+        leaderboard.targets(task, "test", "out")
 
 
 @pytest.mark.slow

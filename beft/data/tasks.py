@@ -32,8 +32,7 @@ class LocalFiles:
 class Leaderboard:
     """The benchmark's submission files of a task's test splits (docs/usage.md, Leaderboard files)."""
 
-    benchmark: str  # "glue": TSV with index and prediction; "super_glue": JSON lines with idx and label
-    files: dict[str, str]  # test split -> submission file name
+    files: dict[str, list[str]]  # test split -> its submission files (.tsv: GLUE's format, .jsonl: SuperGLUE's)
     id_column: str  # the example-id column of the test file (local) and of the hub split
     labels: dict[str, Any] | None  # predicted label name -> the value the benchmark expects; None = regression
 
@@ -132,8 +131,7 @@ def _leaderboard(cfg: Mapping[str, Any] | None) -> Leaderboard | None:
         return None
     labels = cfg.get("labels")
     return Leaderboard(
-        benchmark=cfg["benchmark"],
-        files=dict(cfg["files"]),
+        files={split: [names] if isinstance(names, str) else list(names) for split, names in cfg["files"].items()},
         id_column=cfg["id_column"],
         labels=None if labels is None else {str(k): v for k, v in labels.items()},
     )
