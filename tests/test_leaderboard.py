@@ -188,3 +188,19 @@ def test_real_minilm_cb_submission(data_dir, tmp_path):
     direct = tmp_path / "direct.jsonl"
     assert predict.main([run, "--file", str(data_dir / "super_glue/CB/test.jsonl"), "--out", str(direct)]) == 0
     assert [json.loads(line)["label"] for line in direct.read_text().splitlines()] == [v for _, v in rows]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "conf" / "task").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_leaderboard_block_fits_its_task(path):
+    """Every class has a submission value (none for regression), every file a known format, every test split a local
+    file; the encoder tasks of GLUE and SuperGLUE all have one."""
+    spec = TaskSpec.from_config(OmegaConf.to_container(OmegaConf.load(path)))
+    if spec.leaderboard is None:
+        assert "encoder" not in spec.pipelines, f"{path.name}: an encoder task without a leaderboard block"
+        return
+    board = spec.leaderboard
+    assert (board.labels is None) == spec.is_regression
+    if board.labels is not None:
+        assert list(board.labels) == spec.label_names
+    assert all(Path(name).suffix in leaderboard.FORMATS for names in board.files.values() for name in names)
+    assert set(board.files) <= set(spec.local.files)
