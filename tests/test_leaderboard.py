@@ -26,8 +26,10 @@ RUN_KINDS = {
     ("method=rand_uniform",): False,
     ("method=bias_lora", "bias=v"): False,
     ("method=lora",): False,
+    ("method=dora",): False,
+    ("method=vera",): False,
 }
-SLOW_KINDS = {("method=bias_lora", "bias=v"), ("method=lora",)}  # the same artifact path as full: slow-marked
+SLOW_KINDS = {("method=bias_lora", "bias=v"), ("method=lora",), ("method=dora",), ("method=vera",)}  # as full's path
 # task -> (submission file, its label vocabulary; None = a float score)
 TASKS = {
     "rte": ("RTE.tsv", {"entailment", "not_entailment"}),
@@ -102,7 +104,12 @@ def test_every_encoder_run_kind_writes_a_leaderboard_file(compose_cfg, tiny_enco
 
 
 @pytest.mark.parametrize(
-    "method", [("method=rand_uniform",), pytest.param(("method=bias_lora", "bias=v"), marks=pytest.mark.slow)]
+    "method",
+    [
+        ("method=rand_uniform",),
+        pytest.param(("method=bias_lora", "bias=v"), marks=pytest.mark.slow),
+        pytest.param(("method=vera",), marks=pytest.mark.slow),  # its frozen random projections are rebuilt too
+    ],
 )
 def test_artifact_reproduces_the_trained_model(compose_cfg, tiny_encoder, monkeypatch, method):
     """The rebuilt model gives the trained model's logits (rand_uniform: only the trained entries are stored; bias
@@ -119,12 +126,15 @@ def test_artifact_reproduces_the_trained_model(compose_cfg, tiny_encoder, monkey
     monkeypatch.setattr(run_module.artifacts, "save_run_artifact", spy)
     folder = _train(compose_cfg, tiny_encoder, "rte", *method)
     assert (records.read_run(folder).artifact["masked"] > 0) == (method == ("method=rand_uniform",))
-    loaded, tokenizer, _ = artifacts.load_artifact(folder / artifacts.ARTIFACT_DIR)
+    loaded, tokenizer, spec = artifacts.load_artifact(folder / artifacts.ARTIFACT_DIR)
+    untrained = run_module.build_model(spec).model.eval()  # the same model before the stored tensors go in
     enc = tokenizer(["A cat sat."], ["An animal sat."], return_tensors="pt")
     with torch.no_grad():
         expected = kept["model"].eval()(**enc).logits
         got = loaded(**enc).logits
+        before = untrained(**enc).logits
     assert torch.allclose(expected, got, atol=1e-6), (expected, got)
+    assert not torch.allclose(before, got, atol=1e-6), "training changed nothing the test could see"
 
 
 @pytest.mark.parametrize("task", [pytest.param("sst2", marks=pytest.mark.slow), "stsb", "cb"])
