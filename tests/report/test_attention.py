@@ -42,6 +42,14 @@ def test_jacobian_norm_matches_the_explicit_matrix():
     assert got == pytest.approx(float(explicit))
 
 
+def test_a_uniform_row_of_n_keys():
+    n = 4
+    got = attention.measures(attention.layer_sums(torch.full((1, 1, n, n), 1 / n), torch.ones(1, n), 0.01))
+    assert got == pytest.approx(
+        {"sparsity": 0.0, "entropy": math.log(n), "row_max": 1 / n, "jacobian_norm": math.sqrt(1 / n - 1 / n**2)}
+    )
+
+
 def test_batches_accumulate_to_the_mean_over_rows():
     """Two batches add up to what one batch of both examples gives (rows and entries weight the means)."""
     other = torch.softmax(torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(1)), -1)
