@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -130,7 +131,25 @@ def example_batches(tokenizer, task: TaskSpec, data_dir, num_examples: int, seed
     rows = feats.select_columns(columns).to_list()
     collate = DataCollatorWithPadding(tokenizer)
     batches = [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
-    return batches, {"split": split, "examples": len(rows), "seed": seed, "max_length": max_length}
+    lengths = [len(r["input_ids"]) for r in rows]
+    return batches, {
+        "split": split,
+        "examples": len(rows),
+        "seed": seed,
+        "max_length": max_length,
+        **uniform_reference(lengths),
+    }
+
+
+def uniform_reference(lengths: Sequence[int]) -> dict[str, float]:
+    """Entropy and row max of uniform rows (1/n over the n real keys), averaged over the rows as the measures are:
+    an example of n tokens has n rows."""
+    rows = sum(lengths)
+    return {
+        "mean_keys_per_row": sum(n * n for n in lengths) / rows,
+        "uniform_entropy": sum(n * math.log(n) for n in lengths) / rows,
+        "uniform_row_max": len(lengths) / rows,
+    }
 
 
 # --- runs ----------------------------------------------------------------------------------------------------------
@@ -230,7 +249,9 @@ def figure(result: Mapping[str, Any], path: str | Path) -> Path:
     ex = result["examples"]
     fig.suptitle(
         f"Attention probabilities, {result['model']} on {result['task']} "
-        f"({ex['examples']} {ex['split']} examples, seed {ex['seed']}; padding excluded)",
+        f"({ex['examples']} {ex['split']} examples, seed {ex['seed']}; padding excluded)\n"
+        f"uniform rows over the same tokens would have entropy {ex['uniform_entropy']:.2f} nats, "
+        f"row max {ex['uniform_row_max']:.3f} ({ex['mean_keys_per_row']:.1f} keys per row)",
         fontsize=11,
     )
     fig.tight_layout()

@@ -50,6 +50,17 @@ def test_a_uniform_row_of_n_keys():
     )
 
 
+def test_uniform_reference_weights_examples_by_their_rows():
+    got = attention.uniform_reference([2, 4])  # 2 rows of 2 keys, 4 rows of 4 keys
+    assert got == pytest.approx(
+        {
+            "mean_keys_per_row": 20 / 6,
+            "uniform_entropy": (2 * math.log(2) + 4 * math.log(4)) / 6,
+            "uniform_row_max": 2 / 6,
+        }
+    )
+
+
 def test_batches_accumulate_to_the_mean_over_rows():
     """Two batches add up to what one batch of both examples gives (rows and entries weight the means)."""
     other = torch.softmax(torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(1)), -1)
@@ -104,7 +115,14 @@ def test_end_to_end_json_and_figure(tiny_adapters, data_dir, tmp_path):
     args = ["--out", str(out), "--num-examples", "12", "--batch-size", "5", "--data-dir", str(data_dir)]
     assert attention.main([*paths, *args]) == 0
     result = json.loads((out / attention.JSON_FILE).read_text())
-    assert result["examples"] == {"split": "validation", "examples": 12, "seed": 0, "max_length": 128}
+    examples = result["examples"]
+    assert {k: examples[k] for k in ("split", "examples", "seed", "max_length")} == {
+        "split": "validation",
+        "examples": 12,
+        "seed": 0,
+        "max_length": 128,
+    }
+    assert examples["uniform_row_max"] < 1 / 2 < examples["mean_keys_per_row"]
     models = result["models"]
     assert list(models) == [attention.PRETRAINED, "b_q", "b_k", "b_v"]
     pre = models[attention.PRETRAINED]["per_layer"]
