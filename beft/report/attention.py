@@ -172,7 +172,9 @@ def resolve_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every path's adapter and metadata; one model kind, one model, one task, distinct labels (checked first)."""
     runs = []
     for path in paths:
-        adapter = adapters.find_adapter(path)
+        adapter = adapters.find_adapter(path)  # checks the run: completed, with an adapter
+        beside = Path(path) / adapters.ADAPTER_DIR  # the copy the user pointed at, not the recorded absolute path
+        adapter = beside if (beside / "adapter_config.json").is_file() else adapter
         record = records.read_run(path)
         score = None if record is None else record.final_score
         runs.append(Run(Path(path), adapter, adapters.read_meta(adapter), score))
@@ -205,12 +207,12 @@ def analyse(runs: Sequence[Run], data_dir, num_examples: int, seed: int, thresho
     max_length = int(runs[0].meta.get("max_length") or 128)
     batches, examples = example_batches(tokenizer, task, data_dir, num_examples, seed, max_length, batch_size)
     pretrained = attention_measures(eager(base), batches, threshold)
-    models: dict[str, Any] = {PRETRAINED: {"adapter": None, "score": None, **pretrained}}
+    models: dict[str, Any] = {PRETRAINED: {"run": None, "path": None, "score": None, **pretrained}}
     for run in runs:
         base, _, _ = adapters.load_base(run.adapter)
         model = adapters.load_adapter(run.adapter, eager(base))
         measured = attention_measures(model, batches, threshold)
-        models[run.label] = {"adapter": str(run.adapter), "score": run.score, **measured}
+        models[run.label] = {"run": run.meta.get("run"), "path": str(run.path), "score": run.score, **measured}
     meta = runs[0].meta
     return {
         "model": meta["model"]["name"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -156,8 +157,6 @@ def test_bad_input_is_one_line_and_exit_2(tiny_adapters, tmp_path, capsys):
     other = tmp_path / "other"
     other_adapter = other / "adapter"
     other_adapter.parent.mkdir()
-    import shutil
-
     shutil.copytree(tiny_adapters["v"], other_adapter)
     meta = json.loads((other_adapter / adapters.META_FILE).read_text())
     meta["task"]["name"] = "rte"
@@ -177,3 +176,22 @@ def test_default_output_is_beside_the_runs(tmp_path):
     mixed = [runs[0], attention.Run(regime / "beft-v" / "seed=1", regime / "x", {})]
     with pytest.raises(attention.BeftError, match="--out"):
         attention.default_out(mixed)
+
+
+def test_run_folders_write_beside_the_runs_with_their_scores(tiny_adapters, data_dir, tmp_path):
+    """Run folders moved since training: the adapter beside record.json is used, the output goes beside the runs."""
+    regime = tmp_path / "tiny_bert" / "sst2" / "low"
+    paths = []
+    for role, score in (("q", 0.6), ("v", 0.7)):
+        folder = regime / f"beft-{role}" / "seed=0"
+        shutil.copytree(tiny_adapters[role], folder / adapters.ADAPTER_DIR)
+        stale = {"path": "/moved/away/adapter", "bytes": 1, "mergeable": True, "targets": 2}
+        write_record(folder, {"status": "completed", "adapter": stale, "score": {"metric": "accuracy", "final": score}})
+        paths.append(str(folder))
+    assert attention.main([*paths, "--num-examples", "4", "--data-dir", str(data_dir)]) == 0
+    result = json.loads((regime / "attention" / "seed=0" / attention.JSON_FILE).read_text())
+    assert {k: (v["path"], v["score"]) for k, v in result["models"].items()} == {
+        attention.PRETRAINED: (None, None),
+        "b_q": (paths[0], 0.6),
+        "b_v": (paths[1], 0.7),
+    }
