@@ -189,6 +189,8 @@ def resolve_runs(paths: Sequence[str | Path]) -> list[Run]:
     labels = [r.label for r in runs]
     if len(set(labels)) < len(labels):
         runs = [Run(r.path, r.adapter, {**r.meta, "bias_roles": None}, r.score) for r in runs]  # label them by run name
+    if len({r.label for r in runs}) < len(runs):
+        raise BeftError(f"a run is given twice ({', '.join(sorted(r.label for r in runs))}): give each run once")
     return runs
 
 

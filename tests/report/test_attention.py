@@ -195,3 +195,9 @@ def test_run_folders_write_beside_the_runs_with_their_scores(tiny_adapters, data
         "b_q": (paths[0], 0.6),
         "b_v": (paths[1], 0.7),
     }
+
+
+def test_the_same_run_twice_is_refused(tiny_adapters, tmp_path, capsys):
+    path = str(tiny_adapters["q"])
+    assert attention.main([path, path, "--out", str(tmp_path / "o")]) == 2
+    assert "given twice" in capsys.readouterr().err
