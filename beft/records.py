@@ -104,6 +104,7 @@ class RunRecord(_Outcome):
     data: dict[str, Any] | None = None
     model_source: str | None = None
     adapter: dict[str, Any] | None = None
+    artifact: dict[str, Any] | None = None  # the trained tensors when no adapter holds them (beft/artifacts.py)
     predictions: dict[str, str] | None = None  # split -> file relative to the run folder (beft/predictions.py)
     train_runtime_s: float | None = field(default=None, metadata={"written_with": "score"})  # null: nothing trained
     bias_change: list[dict[str, Any]] | None = None
