@@ -20,9 +20,11 @@ PADDING_MODES = ("dynamic", "max_length")
 
 
 def data_fingerprint(ds: datasets.Dataset) -> str:
-    """A content hash of a split (its Arrow table), independent of where it was loaded from."""
+    """A content hash of a split (its Arrow table and features), independent of where it was loaded from: the
+    schema's metadata is the features' alone (a dataset's own adds its cache fingerprint, which names the source)."""
     sink = pa.BufferOutputStream()
     table = ds.with_format("arrow")[:]  # the rows as selected (respects .select())
+    table = table.replace_schema_metadata(ds.features.arrow_schema.metadata)
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
