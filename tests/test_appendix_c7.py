@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from transformers import AutoTokenizer, XLMRobertaForSequenceClassification
 
+from beft import predict
 from beft.data import features, sources
 from beft.data.tasks import TaskSpec
 from beft.models import loading
@@ -67,7 +68,7 @@ def run_tiny(compose_cfg, tiny_xlmr_dir, task: str, num_train: int, *extra: str)
     return run_config(cfg)
 
 
-def test_commonsense_qa_trains_b_v_of_a_multiple_choice_head(compose_cfg, tiny_xlmr_dir):
+def test_commonsense_qa_trains_b_v_of_a_multiple_choice_head(compose_cfg, tiny_xlmr_dir, tmp_path, capsys):
     record = run_tiny(compose_cfg, tiny_xlmr_dir, "commonsense_qa", 6)
     assert record["status"] == "completed", record.get("error")
     assert record["data"]["eval_rows"] == {"validation": 3}
@@ -78,6 +79,9 @@ def test_commonsense_qa_trains_b_v_of_a_multiple_choice_head(compose_cfg, tiny_x
     assert params["trainable"] == 2 * 32 + 32 * 32 + 32 + 32 + 1
     values = [f"roberta.encoder.layer.{i}.attention.self.value.bias" for i in range(2)]
     assert [n for n in params["trainable_tensors"] if "encoder" in n] == values
+    (run_folder,) = (tmp_path / "runs").glob("xlmr_base/commonsense_qa/low/beft-v/seed=0*")
+    assert predict.main([str(run_folder), "--text", "Where do fish live?", "water"]) == 2
+    assert "is a multiple-choice run (task commonsense_qa)" in capsys.readouterr().err
 
 
 def test_the_multiple_choice_model_is_built_for_the_task(compose_cfg, tiny_xlmr_dir):
