@@ -64,7 +64,7 @@ def test_every_choice_is_encoded_with_its_question(compose_cfg, tiny_xlmr_dir):
 
 def run_tiny(compose_cfg, tiny_xlmr_dir, task: str, num_train: int, *extra: str) -> dict:
     cfg = compose_cfg("model=xlmr_base", f"model.path={tiny_xlmr_dir}", f"task={task}", f"data.dir={FIXTURE_DATA}",
-                      f"data.num_train={num_train}", "trainer.args.num_train_epochs=2", *extra)  # fmt: skip
+                      f"data.num_train={num_train}", "trainer.args.num_train_epochs=1", *extra)  # fmt: skip
     return run_config(cfg)
 
 
