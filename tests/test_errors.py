@@ -79,7 +79,7 @@ BAD_VALUES = {
     "model=smollm2 task=cb trainer=gpu": r"trainer.args.fp16 and trainer.args.bf16 are both true; choose one",
     # a model/task pairing that cannot work: an encoder has no generation head
     "task.kind=generation": r"model 'minilm' is an encoder and cannot run task 'rte' of kind 'generation'; an "
-    r"encoder runs classification or regression tasks",
+    r"encoder runs classification or regression or multiple_choice tasks",
     "task.kind=ranking": r"task.kind='ranking' \(task rte\); valid: \['classification', 'regression', "
     r"'multiple_choice', 'generation'\]",
     "model.kind=seq2seq": r"model.kind=.seq2seq. \(model minilm\); valid: \[.encoder., .decoder.\]",
@@ -106,11 +106,18 @@ def test_bad_value_is_rejected_naming_it(compose_cfg, overrides, message):
         RunSpec.from_config(compose_cfg(*overrides.split()))
 
 
+def task_config(task: str) -> dict:
+    """conf/task/<task>.yaml merged over the task configs its defaults list names (pawsx_zh extends pawsx)."""
+    cfg = OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml")
+    bases = [OmegaConf.create(task_config(b)) for b in cfg.pop("defaults", []) if b != "_self_"]
+    return OmegaConf.to_container(OmegaConf.merge(*bases, cfg))
+
+
 def test_every_task_declares_the_regimes_it_has_a_schedule_for():
     """The regime check reads task.regimes (a decoder: its ``decoder`` block's): for every model kind that runs the
     task it must list exactly the schedules of conf/schedule/<kind>/<task>/."""
     for task in TASKS:
-        cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml"))
+        cfg = task_config(task)
         for kind in cfg.get("pipelines") or ["encoder"]:
             declared = {**cfg, **(cfg.get("decoder") or {})}["regimes"] if kind == "decoder" else cfg["regimes"]
             schedules = sorted(p.stem for p in (CONF_DIR / "schedule" / kind / task).glob("*.yaml"))
