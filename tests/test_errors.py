@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from omegaconf import OmegaConf
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from beft import bench, rank
@@ -24,7 +23,7 @@ from beft.errors import BeftError, DataError
 from beft.models import loading
 from beft.spec import RunSpec
 from beft.sweeps.guard import guarded
-from tests.conftest import CONF_DIR, REPO, run_config
+from tests.conftest import CONF_DIR, REPO, run_config, task_config
 from tests.models.tiny import tiny_llama
 
 TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
@@ -104,13 +103,6 @@ BAD_VALUES = {
 def test_bad_value_is_rejected_naming_it(compose_cfg, overrides, message):
     with pytest.raises(BeftError, match=message):
         RunSpec.from_config(compose_cfg(*overrides.split()))
-
-
-def task_config(task: str) -> dict:
-    """conf/task/<task>.yaml merged over the task configs its defaults list names (pawsx_zh extends pawsx)."""
-    cfg = OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml")
-    bases = [OmegaConf.create(task_config(b)) for b in cfg.pop("defaults", []) if b != "_self_"]
-    return OmegaConf.to_container(OmegaConf.merge(*bases, cfg))
 
 
 def test_every_task_declares_the_regimes_it_has_a_schedule_for():
