@@ -114,6 +114,11 @@ def _run(args) -> list[dict[str, Any]] | None:
     """The predictions to print, or None when they went into a leaderboard file."""
     run = artifacts.trained_run(args.path)
     task, ids = run.task, None
+    if task.task_kind == "multiple_choice":
+        raise BeftError(
+            f"{args.path} is a multiple-choice run (task {task.name}): beft.predict labels texts with a classification "
+            "head; score the choices with the model's multiple-choice head"
+        )
     if args.split:
         task, rows, ids = _split_rows(args, task)
     else:

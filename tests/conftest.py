@@ -157,6 +157,15 @@ def smollm2_tokenizer(decoder_cache):
     return tokenizer
 
 
+def task_config(task: str) -> dict:
+    """conf/task/<task>.yaml merged over the task configs its defaults list names (pawsx_zh extends pawsx)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml")
+    bases = [OmegaConf.create(task_config(b)) for b in cfg.pop("defaults", []) if b != "_self_"]
+    return OmegaConf.to_container(OmegaConf.merge(*bases, cfg))
+
+
 def run_config(cfg: DictConfig) -> dict:
     """A composed config run as the entry point runs it (validated into a RunSpec, then trained or skipped); returns
     the record as written to record.json."""

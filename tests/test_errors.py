@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from omegaconf import OmegaConf
 from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
 from beft import bench, rank
@@ -24,7 +23,7 @@ from beft.errors import BeftError, DataError
 from beft.models import loading
 from beft.spec import RunSpec
 from beft.sweeps.guard import guarded
-from tests.conftest import CONF_DIR, REPO, run_config
+from tests.conftest import CONF_DIR, REPO, run_config, task_config
 from tests.models.tiny import tiny_llama
 
 TASKS = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
@@ -79,7 +78,7 @@ BAD_VALUES = {
     "model=smollm2 task=cb trainer=gpu": r"trainer.args.fp16 and trainer.args.bf16 are both true; choose one",
     # a model/task pairing that cannot work: an encoder has no generation head
     "task.kind=generation": r"model 'minilm' is an encoder and cannot run task 'rte' of kind 'generation'; an "
-    r"encoder runs classification or regression tasks",
+    r"encoder runs classification or regression or multiple_choice tasks",
     "task.kind=ranking": r"task.kind='ranking' \(task rte\); valid: \['classification', 'regression', "
     r"'multiple_choice', 'generation'\]",
     "model.kind=seq2seq": r"model.kind=.seq2seq. \(model minilm\); valid: \[.encoder., .decoder.\]",
@@ -110,7 +109,7 @@ def test_every_task_declares_the_regimes_it_has_a_schedule_for():
     """The regime check reads task.regimes (a decoder: its ``decoder`` block's): for every model kind that runs the
     task it must list exactly the schedules of conf/schedule/<kind>/<task>/."""
     for task in TASKS:
-        cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "task" / f"{task}.yaml"))
+        cfg = task_config(task)
         for kind in cfg.get("pipelines") or ["encoder"]:
             declared = {**cfg, **(cfg.get("decoder") or {})}["regimes"] if kind == "decoder" else cfg["regimes"]
             schedules = sorted(p.stem for p in (CONF_DIR / "schedule" / kind / task).glob("*.yaml"))

@@ -48,6 +48,18 @@ EXPERIMENTS = {
     "table16": ("train", 2 * 3, {"task.name": "sst2", "method.name": "beft", "model.add_bias": True}),
     "fig4": ("train", 3 * 4 * 3, {"model.name": "bert_base"}),
     "fig4_rank": ("rank", 3 * 4, {"model.name": "bert_base"}),
+    "appendix_c5": (
+        "train",
+        2 * 3,
+        {
+            "model.name": "roberta_base",
+            "task.name": "sst2",
+            "regime.name": "low",
+            "trainer.args.num_train_epochs": 50,
+            "trainer.args.learning_rate": 4e-4,
+        },
+    ),
+    "appendix_c7": ("train", 4 * 3, {"model.name": "xlmr_base", "regime.name": "low", "method.name": "beft"}),
     "fig12_rank": ("rank", 2, {"model.name": "opt_1_3b", "method.name": "bitfit", "regime.name": "low"}),
 }
 

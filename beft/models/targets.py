@@ -49,8 +49,10 @@ _BERT_ROLES = {
 
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture("encoder.layer", _BERT_ROLES, head=("classifier",), pooler="pooler.dense"),
-    "roberta": Architecture("encoder.layer", _BERT_ROLES, head=("classifier",)),
-    "xlm-roberta": Architecture("encoder.layer", _BERT_ROLES, head=("classifier",)),
+    # RoBERTa's multiple-choice head scores the pooled output, and the pre-trained checkpoints have no pooler: it is
+    # new, so it trains with the head (the classification head has no pooler)
+    "roberta": Architecture("encoder.layer", _BERT_ROLES, head=("classifier", "roberta.pooler")),
+    "xlm-roberta": Architecture("encoder.layer", _BERT_ROLES, head=("classifier", "roberta.pooler")),
     "opt": Architecture(
         "decoder.layers",
         {

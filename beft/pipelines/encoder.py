@@ -1,4 +1,5 @@
-"""Encoders with a sequence-classification head (BERT, RoBERTa, MiniLM): classification and regression tasks.
+"""Encoders (BERT, RoBERTa, XLM-R, MiniLM): a sequence-classification head for classification and regression tasks, a
+multiple-choice head for multiple-choice ones (each (question, choice) pair encoded, one logit per choice).
 
 The task's text fields are tokenised (cached, ``beft.data.features``) and the shared Trainer loop evaluates every
 split (or ``data.num_eval`` examples of it, drawn with the seed) after every epoch (docs/experiments.md §3).
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
-from transformers import DataCollatorWithPadding
+from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
 from beft.data import features, regimes
 from beft.data.tasks import TaskSpec
@@ -21,7 +22,7 @@ from beft.training import metrics, trainer
 
 class EncoderPipeline(Pipeline):
     kind = "encoder"
-    task_kinds = ("classification", "regression")
+    task_kinds = ("classification", "regression", "multiple_choice")
     saves_model_artifact = True  # beft.predict labels test sets with it
 
     def valid_metrics(self, task: TaskSpec) -> list[str]:
@@ -36,7 +37,14 @@ class EncoderPipeline(Pipeline):
     def prepare_data(self, spec, splits: Mapping[str, Any], indices: list[int], tokenizer) -> PreparedData:
         data, task = spec.data, spec.task
 
+        choices = task.task_kind == "multiple_choice"
+
         def featurise(ds):
+            if choices:  # the question is the one text field, the choices the one list field
+                question, options = task.text_fields[0], task.list_fields[0]
+                return features.tokenize_choices(
+                    ds, question, options, tokenizer, data.max_length, data.padding, data.cache_dir
+                )
             return features.tokenize(ds, task.text_fields, tokenizer, data.max_length, data.padding, data.cache_dir)
 
         train = featurise(splits["train"]).select(indices)
@@ -48,9 +56,10 @@ class EncoderPipeline(Pipeline):
                 if data.num_eval is None
                 else feats.select(regimes.eval_indices(len(feats), data.num_eval, spec.seed))
             )
-        return PreparedData(train, evals, DataCollatorWithPadding(tokenizer), lambda m, batch: m(**batch).loss)
+        collate = (DataCollatorForMultipleChoice if choices else DataCollatorWithPadding)(tokenizer)
+        return PreparedData(train, evals, collate, lambda m, batch: m(**batch).loss)
 
     def fit(
         self, model: nn.Module, tokenizer, data: PreparedData, task: TaskSpec, settings: FitSettings
     ) -> tuple[History, dict[str, Any]]:
-        return trainer.fit(model, tokenizer, data.train, data.eval, task, settings)
+        return trainer.fit(model, tokenizer, data.train, data.eval, task, settings, data.collate)

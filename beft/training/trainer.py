@@ -232,15 +232,17 @@ def fit(
     eval_datasets: Mapping[str, datasets.Dataset],
     task: TaskSpec,
     settings: FitSettings,
+    collate=None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``)."""
+    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``).
+    ``collate`` batches the rows (default: padding to the batch's longest sequence)."""
     monitors = Monitors.build(settings, list(eval_datasets))
     trainer = FiniteLossTrainer(
         model=model,
         args=monitors.args,
         train_dataset=train_dataset,
         eval_dataset=dict(eval_datasets),
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collate or DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(task),
         callbacks=monitors.callbacks,

@@ -7,7 +7,18 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from beft.models import methods, targets
-from tests.models.tiny import HIDDEN, LABELS, LAYERS, tiny_bert, tiny_gptj, tiny_llama, tiny_opt, tiny_roberta
+from tests.models.tiny import (
+    HIDDEN,
+    LABELS,
+    LAYERS,
+    tiny_bert,
+    tiny_gptj,
+    tiny_llama,
+    tiny_opt,
+    tiny_roberta,
+    tiny_xlmr,
+    tiny_xlmr_choice,
+)
 
 BEFT = {"trainable": "bias", "head": True, "pooler_bias": True}
 BERT_MODULE = {
@@ -30,6 +41,8 @@ ROBERTA_HEAD = [
     "classifier.out_proj.bias",
 ]
 
+XLMR_CHOICE_HEAD = ["roberta.pooler.dense.weight", "roberta.pooler.dense.bias", "classifier.weight", "classifier.bias"]
+
 
 def trainable_names(model) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
@@ -41,6 +54,8 @@ def trainable_names(model) -> list[str]:
     [
         (tiny_bert, "bert", BERT_HEAD, HIDDEN + HIDDEN * LABELS + LABELS),
         (tiny_roberta, "roberta", ROBERTA_HEAD, HIDDEN * HIDDEN + HIDDEN + HIDDEN * LABELS + LABELS),
+        (tiny_xlmr, "roberta", ROBERTA_HEAD, HIDDEN * HIDDEN + HIDDEN + HIDDEN * LABELS + LABELS),
+        (tiny_xlmr_choice, "roberta", XLMR_CHOICE_HEAD, HIDDEN * HIDDEN + HIDDEN + HIDDEN + 1),  # new pooler + 1 logit
     ],
 )
 def test_encoder_bias_target_selects_exact_names_and_count(factory, prefix, head, head_count, role):

@@ -11,6 +11,9 @@ from transformers import (
     OPTConfig,
     RobertaConfig,
     RobertaForSequenceClassification,
+    XLMRobertaConfig,
+    XLMRobertaForMultipleChoice,
+    XLMRobertaForSequenceClassification,
 )
 
 HIDDEN, LAYERS, LABELS = 32, 2, 2
@@ -39,6 +42,29 @@ def tiny_roberta(num_labels: int = LABELS):
         num_labels=num_labels,
     )
     return RobertaForSequenceClassification(cfg)
+
+
+def tiny_xlmr_config(vocab_size: int = 100, num_labels: int = LABELS) -> XLMRobertaConfig:
+    """XLM-R's layout; two token types so that a BERT tokenizer's pair encodings fit (tests pair it with MiniLM's)."""
+    return XLMRobertaConfig(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=160,
+        type_vocab_size=2,
+        num_labels=num_labels,
+    )
+
+
+def tiny_xlmr(num_labels: int = LABELS):
+    return XLMRobertaForSequenceClassification(tiny_xlmr_config(num_labels=num_labels))
+
+
+def tiny_xlmr_choice():
+    """XLM-R with a multiple-choice head: one logit per (question, choice) pair."""
+    return XLMRobertaForMultipleChoice(tiny_xlmr_config())
 
 
 def tiny_opt():
