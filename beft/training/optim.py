@@ -38,7 +38,9 @@ class ReferenceAdamW(torch.optim.Optimizer):
         correct_bias: bool = True,
     ) -> None:
         if lr < 0.0 or eps < 0.0 or not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"invalid AdamW settings: lr={lr}, betas={betas}, eps={eps} (need lr, eps >= 0, 0 <= b < 1)")
+            raise ValueError(
+                f"invalid AdamW settings: lr={lr}, betas={betas}, eps={eps} (need lr, eps >= 0, 0 <= b < 1)"
+            )
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "correct_bias": correct_bias}
         super().__init__(params, defaults)
 
