@@ -140,7 +140,12 @@ def test_decoder_model_task(compose_cfg):
         n, lr, batch, accumulation = DECODER_PAPER[task]
         assert (cfg.data.num_train, args.learning_rate) == (n, lr)
         assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (batch, accumulation)
-        assert (args.num_train_epochs, args.lr_scheduler_type, args.adam_epsilon) == (5, "linear", 1e-8)
+        assert (args.num_train_epochs, args.lr_scheduler_type, args.optim, args.adam_epsilon) == (
+            5,
+            "linear",
+            "adamw_hf",
+            1e-8,
+        )
         assert (args.max_grad_norm, args.eval_strategy, cfg.trainer.seed) == (1.0, "no", 42)
         assert (cfg.data.num_eval, cfg.data.max_length) == (1000, 1536 if task == "drop" else 2048)
         assert cfg.model.kind == "decoder" and cfg.run_name == f"{model}/{task}/low/beft-v/seed=0"
@@ -165,7 +170,7 @@ def test_method_task_regime_learning_rates(compose_cfg):
 
 def test_paper_optimiser_settings(compose_cfg):
     args = compose_cfg().trainer.args
-    assert (args.optim, args.adam_epsilon, args.weight_decay) == ("adamw_torch", 1e-6, 0.0)
+    assert (args.optim, args.adam_epsilon, args.weight_decay) == ("adamw_hf", 1e-6, 0.0)  # the reference's AdamW
     assert (args.lr_scheduler_type, args.warmup_steps, args.max_grad_norm) == ("constant", 0, 1.0)
     assert (args.per_device_train_batch_size, args.eval_strategy) == (16, "epoch")
 

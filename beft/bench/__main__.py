@@ -63,7 +63,7 @@ def measure_steps(
             "steps": args.steps,
             "warmup": args.warmup,
             "precision": args.precision,
-            "optimizer": "torch.optim.AdamW (trainer config: betas, eps, weight decay), clip_grad_norm_ max_grad_norm",
+            "optimizer": f"AdamW optim={setups[0].optim} (betas, eps, weight decay), clip max_grad_norm",
             "overrides": list(overrides),
         },
         "memory_method": memory.memory_method(device),

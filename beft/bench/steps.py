@@ -12,6 +12,7 @@ from torch import nn
 
 from beft.bench import settings
 from beft.spec import RunSpec
+from beft.training.optim import REFERENCE_OPTIM, ReferenceAdamW
 
 
 @dataclass
@@ -27,9 +28,15 @@ class StepSetup:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     train: bool = True
+    optim: str = "adamw_torch"  # trainer.args.optim
 
     def optimizer(self) -> torch.optim.Optimizer:
-        """torch AdamW with the trainer config's settings (``optim: adamw_torch``), as the Trainer builds it."""
+        """The trainer config's AdamW (``optim``: the reference's or torch's) with its settings, as the Trainer builds
+        it."""
+        if self.optim == REFERENCE_OPTIM:
+            return ReferenceAdamW(
+                self.params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
+            )
         return torch.optim.AdamW(
             self.params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay
         )
@@ -57,6 +64,7 @@ def method_setups(model: nn.Module, base_overrides: Sequence[str]) -> list[StepS
                 eps=float(args["adam_epsilon"]),
                 weight_decay=float(args["weight_decay"]),
                 max_grad_norm=float(args["max_grad_norm"]),
+                optim=str(args.get("optim", "adamw_torch")),
             )
         )
     return setups

@@ -2,9 +2,11 @@
 
 docs/experiments.md §6.1-6.3 and docs/templates.md: a candidate's option tokens are the tokens its full text has beyond
 the prompt (``len(tok(candidate)) - len(tok(prompt))``, special tokens included); over-long texts lose tokens from the
-left, keeping the BOS token. A row holds ``input_ids`` (one list per candidate), ``option_len``, ``gold`` (a 0/1 mark
-per candidate) and, for generation tasks, ``prompt_ids`` (the prompt cut to ``max_length - max_new_tokens``) and the
-gold ``answers``. Rows of a split are built once and cached (``features.cached``).
+left, keeping the BOS token. ``model.bos_token_id`` replaces the tokenizer's BOS token (OPT: token 0 instead of 2,
+as the reference sets it before encoding). A row holds ``input_ids`` (one list per candidate), ``option_len``,
+``gold`` (a 0/1 mark per candidate) and, for generation tasks, ``prompt_ids`` (the prompt cut to
+``max_length - max_new_tokens``) and the gold ``answers``. Rows of a split are built once and cached
+(``features.cached``).
 
 In-context learning (docs/experiments.md §6.6) puts demonstrations, the gold texts of training examples, before each
 prompt.
@@ -36,14 +38,23 @@ def template(name: str | None):
 class Encoder:
     """Tokenises framed texts the same way for training, evaluation and demonstrations."""
 
-    def __init__(self, tokenizer, max_length: int) -> None:
+    def __init__(self, tokenizer, max_length: int, bos_token_id: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
         probe = tokenizer("a").input_ids
         self.keeps_bos = tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id]
+        if bos_token_id is not None and not self.keeps_bos:
+            raise ConfigError(
+                f"model.bos_token_id={bos_token_id}: this tokenizer starts no encoding with a BOS token to replace; "
+                "set model.bos_token_id=null"
+            )
+        self.bos_token_id = bos_token_id
 
     def ids(self, text: str) -> list[int]:
-        return self.tokenizer(text.strip(" ")).input_ids
+        ids = self.tokenizer(text.strip(" ")).input_ids
+        if self.bos_token_id is not None:
+            ids[0] = self.bos_token_id
+        return ids
 
     def truncate(self, ids: list[int], limit: int) -> list[int]:
         """Drop tokens from the left, keeping the BOS token (the reference's left truncation)."""
@@ -70,17 +81,22 @@ class Encoder:
 
 
 def encode_split(
-    ds: datasets.Dataset, template_name: str, tokenizer, max_length: int, cache_dir: str | Path | None
+    ds: datasets.Dataset,
+    template_name: str,
+    tokenizer,
+    max_length: int,
+    cache_dir: str | Path | None,
+    bos_token_id: int | None = None,
 ) -> datasets.Dataset:
     """Every example of a split, framed and tokenised (cached across runs, keyed by data, tokenizer and settings)."""
-    frame, encoder = template(template_name), Encoder(tokenizer, max_length)
+    frame, encoder = template(template_name), Encoder(tokenizer, max_length, bos_token_id)
 
     def build() -> datasets.Dataset:
         rows = [encoder.encode(frame(ex)) for ex in ds]
         return datasets.Dataset.from_list(rows, features=ROW_FEATURES)
 
     key = [CACHE_VERSION, features.data_fingerprint(ds), template_name, features.tokenizer_fingerprint(tokenizer),
-           max_length]  # fmt: skip
+           max_length, *([] if bos_token_id is None else [("bos", bos_token_id)])]  # fmt: skip
     return features.cached(key, build, cache_dir)
 
 
@@ -108,11 +124,12 @@ def icl_split(
     max_length: int,
     num_demos: int,
     seed: int,
+    bos_token_id: int | None = None,
 ) -> datasets.Dataset:
     """Evaluation rows with ``num_demos`` demonstrations each (docs/experiments.md §6.6): example i draws
     ``RandomState(seeds[i]).permutation(N_train)[:k]`` with ``seeds = RandomState(seed).randint(0, 10000, N_eval)``;
     demonstrations are joined by a blank line and the example follows after another one."""
-    frame, encoder = template(template_name), Encoder(tokenizer, max_length)
+    frame, encoder = template(template_name), Encoder(tokenizer, max_length, bos_token_id)
     seeds = np.random.RandomState(seed).randint(0, 10000, len(eval_ds))
     rows = []
     for i, ex in enumerate(eval_ds):

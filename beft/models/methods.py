@@ -15,7 +15,8 @@ from peft.tuners.lora import LoraLayer
 from peft.tuners.vera import VeraLayer, VeraModel
 from torch import nn
 
-from beft.models import reparam, targets
+from beft.errors import ConfigError
+from beft.models import positions, reparam, targets
 
 
 @dataclass
@@ -149,8 +150,12 @@ def _prefix(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Tr
     """Prefix tuning (docs/method.md §6.2): ``num_virtual_tokens`` trainable key and value vectors per layer, prepended
     to every attention layer's keys and values and always attended; no re-parameterisation MLP. They start as the keys
     and values the model itself computes for that many random vocabulary tokens (uniform, drawn with the seed), as
-    the reference does. Built on peft's PrefixTuning, which wraps the model (``TrainableSet.wrapper``)."""
+    the reference does. Built on peft's PrefixTuning, which wraps the model (``TrainableSet.wrapper``); the prompt's
+    tokens sit at positions 0, 1, ... as in the reference unless ``positions: after_prefix`` (models/positions.py)."""
     n = int(method_cfg["num_virtual_tokens"])
+    mode = method_cfg.get("positions", "from_zero")
+    if mode not in positions.POSITION_MODES:
+        raise ConfigError(f"method.positions={mode!r} is not valid; choose one of {list(positions.POSITION_MODES)}")
     device = next(model.parameters()).device
     tokens = torch.randint(model.config.vocab_size, (1, n), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -160,6 +165,8 @@ def _prefix(model: nn.Module, method_cfg: dict, bias_cfg: dict, seed: int) -> Tr
     embedding = wrapper.prompt_encoder[wrapper.active_adapter].embedding
     with torch.no_grad():  # peft's layout: row p = (layer, key|value, head, dim) flattened
         embedding.weight.copy_(kv.permute(3, 0, 1, 2, 4).reshape(n, -1).to(embedding.weight.dtype))
+    if mode == "from_zero":
+        positions.start_real_tokens_at_zero(model, n)
     return TrainableSet(list(embedding.parameters()), wrapper=wrapper)
 
 

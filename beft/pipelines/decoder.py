@@ -41,9 +41,10 @@ class DecoderPipeline(Pipeline):
         """The regime's training subset, and evaluation subsets of at most ``data.num_eval`` examples
         (``RandomState(seed).permutation(N)[:num_eval]``, docs/experiments.md §6.2), with demonstrations for ICL."""
         data, task = spec.data, spec.task
+        bos = spec.model.get("bos_token_id")  # OPT: the reference's token 0 (conf/model/opt_*.yaml)
 
         def encode(ds):
-            return prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir)
+            return prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir, bos)
 
         # only the regime's subset is encoded: the whole split would be ~100k rows (ReCoRD: x ~14 candidates each)
         train = _with_gold(encode(splits["train"].select(indices))) if spec.trains else None
@@ -52,7 +53,9 @@ class DecoderPipeline(Pipeline):
         for key, split in task.eval_splits.items():
             ds = _eval_subset(splits[split], data.num_eval, spec.seed)
             evals[key] = (
-                prompts.icl_split(ds, splits["train"], task.template, tokenizer, data.max_length, num_demos, spec.seed)
+                prompts.icl_split(
+                    ds, splits["train"], task.template, tokenizer, data.max_length, num_demos, spec.seed, bos
+                )
                 if num_demos
                 else encode(ds)
             )

@@ -217,6 +217,7 @@ def fit(
             data_collator=CandidateCollator(tokenizer.pad_token_id, gold_only=OBJECTIVES[kind] != "classification"),
             processing_class=tokenizer,
             callbacks=monitors.callbacks,
+            optimizer_cls_and_kwargs=monitors.optimizer,
             objective=OBJECTIVES[kind],
         )
         train_metrics = trainer.train().metrics

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from beft.data.tasks import TaskSpec
-from beft.training import metrics
+from beft.training import metrics, optim
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,9 @@ def training_arguments(
     run_name: str | None = None,
 ) -> TrainingArguments:
     """``trainer.args`` as TrainingArguments, with what only the machine decides: no pinned memory and no fp16
-    autocast without an accelerator (fp16 is the decoders' GPU setting, docs/experiments.md §6.4)."""
-    kwargs = dict(trainer_args)
+    autocast without an accelerator (fp16 is the decoders' GPU setting, docs/experiments.md §6.4). ``optim: adamw_hf``
+    is not a transformers 5 choice: it is left out here and given to the Trainer as ``Monitors.optimizer``."""
+    kwargs, _ = optim.split_optimizer(trainer_args)
     if not torch.accelerator.is_available():
         kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator; on a CPU it only warns
         if kwargs.get("fp16"):
@@ -206,6 +207,7 @@ class Monitors:
     args: TrainingArguments
     history: EpochHistory
     check: ZeroGradientCheck | None
+    optimizer: tuple[type, dict[str, Any]] | None = None  # the Trainer's optimizer_cls_and_kwargs (None: args.optim)
 
     @classmethod
     def build(cls, settings: FitSettings, eval_keys: list[str]) -> Monitors:
@@ -213,9 +215,8 @@ class Monitors:
             settings.trainer_args, settings.output_dir, settings.seed, settings.report_to, settings.run_name
         )
         roles = settings.zero_grad_roles
-        return cls(
-            args, EpochHistory(eval_keys), ZeroGradientCheck(roles) if roles and not args.torch_compile else None
-        )
+        check = ZeroGradientCheck(roles) if roles and not args.torch_compile else None
+        return cls(args, EpochHistory(eval_keys), check, optim.split_optimizer(settings.trainer_args)[1])
 
     @property
     def callbacks(self) -> list[TrainerCallback]:
@@ -246,6 +247,7 @@ def fit(
         processing_class=tokenizer,
         compute_metrics=compute_metrics_fn(task),
         callbacks=monitors.callbacks,
+        optimizer_cls_and_kwargs=monitors.optimizer,
     )
     result = trainer.train()
     return monitors.history.history(), monitors.train_metrics(result.metrics)

@@ -67,9 +67,9 @@ def tiny_xlmr_choice():
     return XLMRobertaForMultipleChoice(tiny_xlmr_config())
 
 
-def tiny_opt():
+def tiny_opt(vocab_size: int = 100):
     cfg = OPTConfig(
-        vocab_size=100,
+        vocab_size=vocab_size,
         hidden_size=HIDDEN,
         num_hidden_layers=LAYERS,
         num_attention_heads=2,
@@ -104,3 +104,21 @@ def tiny_gptj():
         eos_token_id=0,
     )
     return AutoModelForCausalLM.from_config(cfg)
+
+
+def tiny_opt_tokenizer(add_bos_token: bool = True):
+    """A byte-level BPE tokenizer laid out as OPT's: <s>=0, <pad>=1, </s>=2 (its BOS, EOS and UNK), <unk>=3, then the
+    256 byte symbols (no merges); like OPT's, it starts every encoding with </s> (id 2)."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import GPT2Tokenizer
+
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", *sorted(ByteLevel.alphabet())])}
+    return GPT2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        bos_token="</s>",
+        eos_token="</s>",
+        unk_token="</s>",
+        pad_token="<pad>",
+        add_bos_token=add_bos_token,
+    )
