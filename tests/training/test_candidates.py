@@ -144,6 +144,19 @@ def test_training_loss_and_gradients_equal_the_per_candidate_path(family, method
         torch.testing.assert_close(b, a, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prefix_tuning_scores_ignore_left_padding(family):
+    """Positions count real tokens after the prefix (peft shifts the position ids it is given), whatever the padding."""
+    model, _ = with_method(family, "prefix")
+    short = {"input_ids": [[5, 6, 7, 8]], "option_len": [2], "gold": [1]}
+    long = {"input_ids": [list(range(10, 30))], "option_len": [3], "gold": [1]}
+    collate = decoder.CandidateCollator(PAD, gold_only=False)
+    with torch.no_grad():
+        alone = decoder.candidate_scores(model, collate([short]))
+        padded = decoder.candidate_scores(model, collate([short, long]))[:1]
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=0)
+
+
 def test_the_collator_follows_the_setting_and_teacher_forcing_keeps_one_sequence():
     assert isinstance(decoder.collator(PAD, gold_only=False, shared_prefix=True), candidates.SharedPrefixCollator)
     assert isinstance(decoder.collator(PAD, gold_only=False, shared_prefix=False), decoder.CandidateCollator)
