@@ -44,6 +44,20 @@ class LoggerSpec:
 
 
 @dataclass(frozen=True)
+class DecoderSpec:
+    """How a decoder scores candidates (conf/pipeline/decoder.yaml ``decoder``); the numbers are the same either way."""
+
+    shared_prefix: bool  # one packed sequence per example (the prompt runs once) instead of one per candidate
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> DecoderSpec:
+        value = cfg.get("shared_prefix")
+        if not isinstance(value, bool):
+            raise ConfigError(f"decoder.shared_prefix={value!r}; valid: true, false")
+        return cls(shared_prefix=value)
+
+
+@dataclass(frozen=True)
 class RankSpec:
     """``beft.rank``'s settings (conf/rank.yaml)."""
 
@@ -76,6 +90,7 @@ class RunSpec:
     save_adapter: bool
     config: Mapping[str, Any] = field(repr=False)  # the whole resolved config, for the record
     rank: RankSpec | None = None
+    decoder: DecoderSpec | None = None  # decoder models only
 
     @property
     def folder(self) -> Path:
@@ -157,6 +172,7 @@ def _build(cfg: DictConfig, variant: str | None, overrides: list[str] | None, th
         save_adapter=bool(resolved.get("save_adapter", True)),
         config=resolved,
         rank=None if rank is None else RankSpec(**rank),
+        decoder=None if resolved.get("decoder") is None else DecoderSpec.from_config(resolved["decoder"]),
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from beft import records
 from beft.errors import ConfigError
-from beft.spec import DataSpec, RunSpec
+from beft.spec import DataSpec, DecoderSpec, RunSpec
 
 
 def test_spec_holds_the_resolved_config(compose_cfg, data_dir):
@@ -40,3 +40,13 @@ def test_a_missing_value_names_its_key(compose_cfg):
 
 def test_methods_without_a_bias_have_no_bias_name(compose_cfg):
     assert RunSpec.unchecked(compose_cfg("method=full")).bias_name is None
+
+
+def test_decoders_score_with_the_shared_prefix_unless_told_otherwise(compose_cfg):
+    assert RunSpec.unchecked(compose_cfg("model=smollm2", "task=cb")).decoder.shared_prefix is True
+    assert RunSpec.unchecked(compose_cfg("model=smollm2", "task=cb", "decoder.shared_prefix=false")).decoder == (
+        DecoderSpec(shared_prefix=False)
+    )
+    assert RunSpec.unchecked(compose_cfg("task=rte")).decoder is None  # encoders have no candidates
+    with pytest.raises(ConfigError, match=r"decoder.shared_prefix='yes'; valid: true, false"):
+        RunSpec.unchecked(compose_cfg("model=smollm2", "task=cb", "decoder.shared_prefix=yes"))

@@ -17,7 +17,7 @@ import torch
 
 import beft.bench
 from beft import records
-from beft.bench import jobs, machine, memory, report, settings, steps
+from beft.bench import decoder, jobs, machine, memory, report, settings, steps
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast for the step table")
     p.add_argument("--trainer", default=None, help="trainer config of the end-to-end jobs (e.g. gpu)")
     p.add_argument("--skip-e2e", action="store_true", help="steps and memory only")
+    p.add_argument("--skip-decoder", action="store_true", help="no decoder section")
+    p.add_argument(
+        "--decoder-only", action="store_true", help="the decoder section alone, written to <machine>-decoder.{json,md}"
+    )
     p.add_argument("--out", type=Path, default=settings.REPO / "results" / "bench")
     return p
 
@@ -102,16 +106,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t_start:6.1f} s] {msg}", flush=True)
 
     log(f"bench on {info['machine']} ({info['cpu_model']}, {info['torch_threads']} torch threads)")
-    measured = measure_steps(args, overrides, device, log)
+    measured = {} if args.decoder_only else measure_steps(args, overrides, device, log)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result: dict[str, Any] = {"machine": info, "created": created, "versions": _versions(), **measured}
-    for r in result["steps"]:
+    for r in result.get("steps", []):
         log(
             f"  {r['label']:36s} {r['median_s']:.4f} s  x{r['ratio_to_full']:.3f}   "
             f"{r['peak_mb']:.1f} MiB  x{r['memory_ratio_to_full']:.3f}"
         )
-    if not args.skip_e2e:
+    if not (args.skip_e2e or args.decoder_only):
         result |= _end_to_end(args.epochs, overrides, log)
+    if not args.skip_decoder:
+        cfg = settings.load().decoder
+        result["decoder"] = decoder.measure(int(cfg.steps), int(cfg.warmup), device, log)
     result |= report.padding_speedups(result.get("end_to_end", []))
     result["loadavg"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     result["targets"] = report.evaluate_targets(result)

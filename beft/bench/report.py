@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from beft import atomic
-from beft.bench import settings
+from beft.bench import decoder, settings
 from beft.bench.steps import StepSetup
 from beft.errors import ConfigError
 
@@ -61,7 +61,7 @@ def padding_speedups(jobs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def _step_value(name: str, key: str) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda result: {r["name"]: r for r in result["steps"]}.get(name, {}).get(key)
+    return lambda result: {r["name"]: r for r in result.get("steps", [])}.get(name, {}).get(key)
 
 
 def _sst2_speedup(result: Mapping[str, Any]) -> float | None:
@@ -79,6 +79,10 @@ MEASURES: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     "bv_memory_ratio": _step_value("b_v", "memory_ratio_to_full"),
     "sst2_dynamic_speedup": _sst2_speedup,
     "warm_overhead_fraction": _warm_overhead,
+    "decoder_cb_train_speedup": decoder.task_value("cb", "train_speedup"),
+    "decoder_sst2_train_speedup": decoder.task_value("sst2", "train_speedup"),
+    "decoder_cb_eval_speedup": decoder.task_value("cb", "eval_speedup"),
+    "decoder_sst2_eval_speedup": decoder.task_value("sst2", "eval_speedup"),
 }
 
 
@@ -112,6 +116,19 @@ def _header(result: Mapping[str, Any]) -> list[str]:
         "fastest steps (x full, min) shows how much of the median ratio is noise from other processes. Memory: "
         f"{result['memory_method']}.",
         "",
+    ]
+
+
+def _short_header(result: Mapping[str, Any]) -> list[str]:
+    """The header of a result without the step table (``--decoder-only``)."""
+    m, v = result["machine"], result["versions"]
+    return [
+        f"# Benchmark: {m['machine']} (decoder section only)",
+        "",
+        f"{result['created']}; CPU {m['cpu_model']} ({m['cpu_cores']} cores, torch threads {m['torch_threads']}); "
+        f"torch {v['torch']}, transformers {v['transformers']}; git {str(v.get('git_commit'))[:10]}"
+        f"{' (dirty)' if v.get('git_dirty') else ''}. Load average (1 min) at start {result['loadavg'][0]}, at end "
+        f"{result['loadavg'][1]} (other processes share this machine when > 0).",
     ]
 
 
@@ -189,15 +206,18 @@ def _targets(targets: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def markdown(result: Mapping[str, Any]) -> str:
     """The results as a Markdown page (from the JSON alone)."""
-    lines = [*_header(result), *_step_table(result["steps"])]
+    lines = [*_header(result), *_step_table(result["steps"])] if "steps" in result else _short_header(result)
     if result.get("end_to_end"):
         lines += _end_to_end(result)
+    if result.get("decoder"):
+        lines += decoder.markdown(result["decoder"])
     return "\n".join([*lines, *_targets(result["targets"]), ""])
 
 
 def write_results(out: Path, result: Mapping[str, Any]) -> tuple[Path, Path, str]:
-    """``<out>/<machine>.json`` and ``.md``, each written atomically; returns both paths and the Markdown."""
-    stem = Path(out) / result["machine"]["machine"]
+    """``<out>/<machine>.json`` and ``.md`` (``<machine>-decoder`` for the decoder section alone), each written
+    atomically; returns both paths and the Markdown."""
+    stem = Path(out) / (result["machine"]["machine"] + ("" if "steps" in result else "-decoder"))
     summary = markdown(result)
     json_path = atomic.write_text(stem.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     md_path = atomic.write_text(stem.with_suffix(".md"), summary)

@@ -25,12 +25,14 @@ __all__ = ["FitSettings", "History", "Pipeline", "PreparedData"]
 @dataclass
 class PreparedData:
     """The framed data of a run: ``train`` is None when the method trains nothing (zero-shot, in-context learning).
-    ``collate`` and ``loss`` batch training rows and compute the training objective (the Fisher pass uses them)."""
+    ``collate`` and ``loss`` batch training rows and compute the training objective (the Fisher pass uses them);
+    ``eval_collate`` batches evaluation rows where the kind needs its own (decoders: every candidate)."""
 
     train: Any
     eval: dict[str, Any]
     collate: Callable[[list[dict]], dict[str, torch.Tensor]]
     loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+    eval_collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
 
 
 class Pipeline(abc.ABC):

@@ -59,18 +59,21 @@ class DecoderPipeline(Pipeline):
                 if num_demos
                 else encode(ds)
             )
-        objective = decoder.OBJECTIVES[task.task_kind]
+        objective, shared = decoder.OBJECTIVES[task.task_kind], spec.decoder.shared_prefix
         return PreparedData(
             train,
             evals,
-            decoder.CandidateCollator(tokenizer.pad_token_id, gold_only=objective != "classification"),
+            decoder.collator(tokenizer.pad_token_id, gold_only=objective != "classification", shared_prefix=shared),
             lambda m, batch: decoder.objective_loss(m, batch, objective),
+            decoder.collator(tokenizer.pad_token_id, gold_only=False, shared_prefix=shared),
         )
 
     def fit(
         self, model: nn.Module, tokenizer, data: PreparedData, task: TaskSpec, settings: FitSettings
     ) -> tuple[History, dict[str, Any]]:
-        return decoder.fit(model, tokenizer, data.train, data.eval, task.task_kind, settings)
+        return decoder.fit(
+            model, tokenizer, data.train, data.eval, task.task_kind, settings, data.collate, data.eval_collate
+        )
 
 
 def _eval_subset(ds, num_eval: int | None, seed: int):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import datasets
@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from beft.data.prompts import MAX_NEW_TOKENS
-from beft.training import metrics
+from beft.training import candidates, metrics
 from beft.training.trainer import FiniteLossTrainer, FitSettings, Monitors
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,25 @@ class CandidateCollator:
         }
 
 
+def collator(pad_id: int, gold_only: bool, shared_prefix: bool):
+    """The batches of an objective: an example's candidates packed into one sequence (``decoder.shared_prefix``), or
+    one sequence per candidate; teacher forcing trains on one sequence per example either way."""
+    if shared_prefix and not gold_only:
+        return candidates.SharedPrefixCollator(pad_id)
+    return CandidateCollator(pad_id, gold_only)
+
+
 def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p of every option token, the sequence each belongs to). Logits are computed for the last positions only
+    """(log p of every option token, the candidate each belongs to). Logits are computed for the last positions only
     (``logits_to_keep``): left padding puts every option token there."""
+    if candidates.is_packed(batch):
+        return candidates.option_logprobs(model, batch)
     ids, mask, option_mask = batch["input_ids"], batch["attention_mask"], batch["option_mask"]
     keep = int(option_mask.sum(1).max()) + 1
     kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
-    params = inspect.signature(model.forward).parameters
-    if "position_ids" in params:  # positions count real tokens only, as without padding
+    base = model.get_base_model() if candidates.prefix_tokens(model) else model  # peft's wrapper takes **kwargs
+    params = inspect.signature(base.forward).parameters
+    if "position_ids" in params:  # real tokens only, as without padding (peft shifts them past a prefix)
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     if "logits_to_keep" in params:
         kwargs["logits_to_keep"] = keep
@@ -94,7 +105,7 @@ def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tupl
 def candidate_scores(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """The mean log-probability of each sequence's option tokens (the candidate score, docs/experiments.md §6.1)."""
     logp, rows = option_logprobs(model, batch)
-    n = batch["input_ids"].shape[0]
+    n = int(batch["num_candidates"].sum())
     total = torch.zeros(n, device=logp.device).index_add(0, rows, logp)
     count = torch.zeros(n, device=logp.device).index_add(0, rows, torch.ones_like(logp))
     return total / count
@@ -134,10 +145,13 @@ class DecoderTrainer(FiniteLossTrainer):
 
 
 @torch.no_grad()
-def evaluate_candidates(model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int) -> dict[str, float]:
-    """Accuracy: the most likely candidate (ties: the first) is one of the gold ones."""
+def evaluate_candidates(
+    model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int, collate: Callable | None = None
+) -> dict[str, float]:
+    """Accuracy: the most likely candidate (ties: the first) is one of the gold ones. ``collate`` batches every
+    candidate (``collator``; default: one sequence per candidate)."""
     model.eval()
-    collate, device, correct = CandidateCollator(pad_id, gold_only=False), _device(model), 0
+    collate, device, correct = collate or CandidateCollator(pad_id, gold_only=False), _device(model), 0
     for start in tqdm(range(0, len(rows), batch_size), desc="Scoring candidates", leave=False):
         chunk = _rows(rows, start, batch_size)
         batch = {k: v.to(device) for k, v in collate(chunk).items()}
@@ -186,11 +200,17 @@ def evaluate_generation(
 
 
 def evaluate(
-    model: nn.Module, tokenizer, rows: datasets.Dataset, kind: str, batch_size: int, max_length: int
+    model: nn.Module,
+    tokenizer,
+    rows: datasets.Dataset,
+    kind: str,
+    batch_size: int,
+    max_length: int,
+    collate: Callable | None = None,
 ) -> dict[str, float]:
     if kind == "generation":
         return evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)[0]
-    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size)
+    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size, collate)
 
 
 def fit(
@@ -200,8 +220,11 @@ def fit(
     eval_rows: Mapping[str, datasets.Dataset],
     kind: str,
     settings: FitSettings,
+    collate: Callable,
+    eval_collate: Callable,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train (unless ``train_rows`` is None: zero-shot and ICL), then evaluate once, after the last epoch.
+    """Train (unless ``train_rows`` is None: zero-shot and ICL), then evaluate once, after the last epoch; ``collate``
+    and ``eval_collate`` batch the training and evaluation rows (``collator``).
 
     Returns the history (one entry: the final epoch's training loss and every evaluation split's metrics) and the
     Trainer's train metrics with the zero-gradient ``warnings``.
@@ -214,7 +237,7 @@ def fit(
             model=model,
             args=monitors.args,
             train_dataset=train_rows,
-            data_collator=CandidateCollator(tokenizer.pad_token_id, gold_only=OBJECTIVES[kind] != "classification"),
+            data_collator=collate,
             processing_class=tokenizer,
             callbacks=monitors.callbacks,
             optimizer_cls_and_kwargs=monitors.optimizer,
@@ -227,6 +250,6 @@ def fit(
         entry["train_loss_mean"] = float(train_metrics["train_loss"])
     batch_size = monitors.args.per_device_eval_batch_size
     for key, rows in eval_rows.items():
-        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length)
+        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length, eval_collate)
         log.info("%s after epoch %d: %s", key, epoch, entry[key])
     return [entry], monitors.train_metrics(train_metrics)

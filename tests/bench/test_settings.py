@@ -11,7 +11,8 @@ from beft.errors import ConfigError
 def test_targets_are_configured_with_a_reason():
     targets = settings.targets()
     assert all(t.what and t.why and t.op in settings.OPS for t in targets)
-    assert [(t.op, t.limit) for t in targets] == [("<=", 0.62), ("<=", 0.5), (">=", 2.0), ("<=", 0.1)]
+    assert [(t.op, t.limit) for t in targets] == [("<=", 0.62), ("<=", 0.5), (">=", 2.0), ("<=", 0.1),
+                                                  (">=", 2.5), (">=", 1.6), (">=", 2.5), (">=", 1.6)]  # fmt: skip
     assert targets[0].passes(0.62) and not targets[0].passes(0.63) and targets[2].passes(2.5)
 
 

@@ -97,7 +97,7 @@ def test_losses_train_the_bias(model):
 
 def fake_scores(values: list[float]):
     def scores(model, batch):
-        return torch.tensor(values[: batch["input_ids"].shape[0]], dtype=torch.float32)
+        return torch.tensor(values[: int(batch["num_candidates"].sum())], dtype=torch.float32)
 
     return scores
 
@@ -114,6 +114,8 @@ def test_accuracy_counts_the_first_of_tied_candidates_and_any_gold_one(monkeypat
                                                                    -0.5, -0.7, -0.9]))  # fmt: skip
     model = torch.nn.Linear(1, 1)
     assert decoder.evaluate_candidates(model, rows, PAD, batch_size=16) == {"accuracy": 0.5}
+    shared = decoder.collator(PAD, gold_only=False, shared_prefix=True)  # one packed sequence per example
+    assert decoder.evaluate_candidates(model, rows, PAD, batch_size=16, collate=shared) == {"accuracy": 0.5}
 
 
 def test_accuracy_of_a_real_model_matches_its_scores(model):
@@ -123,6 +125,8 @@ def test_accuracy_of_a_real_model_matches_its_scores(model):
         picked = decoder.candidate_scores(model, batch).view(2, 3).argmax(-1).tolist()
     expected = sum(row["gold"][p] for row, p in zip(ROWS, picked, strict=True)) / 2
     assert decoder.evaluate_candidates(model, rows, PAD, batch_size=1) == {"accuracy": expected}
+    shared = decoder.collator(PAD, gold_only=False, shared_prefix=True)
+    assert decoder.evaluate_candidates(model, rows, PAD, batch_size=2, collate=shared) == {"accuracy": expected}
 
 
 class ScriptedLM(torch.nn.Module):
