@@ -127,7 +127,7 @@ def with_method(family: str, method: str):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", ["beft", "lora", "prefix"])
 def test_training_loss_and_gradients_equal_the_per_candidate_path(family, method, template_rows):
-    # several candidates, and room in the 40 positions for prefix tuning's 5 (OPT: positions start after them)
+    # several candidates, and room in the 40 positions for prefix tuning's 5 (under method.positions=after_prefix)
     rows = [r for rows in template_rows.values() for r in rows["short"]
             if len(r["input_ids"]) > 1 and max(map(len, r["input_ids"])) <= 32]  # fmt: skip
     model, params = with_method(family, method)
@@ -146,7 +146,7 @@ def test_training_loss_and_gradients_equal_the_per_candidate_path(family, method
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_prefix_tuning_scores_ignore_left_padding(family):
-    """Positions count real tokens after the prefix (peft shifts the position ids it is given), whatever the padding."""
+    """Positions count real tokens only (the prefix hook of models/positions.py), whatever the left padding."""
     model, _ = with_method(family, "prefix")
     short = {"input_ids": [[5, 6, 7, 8]], "option_len": [2], "gold": [1]}
     long = {"input_ids": [list(range(10, 30))], "option_len": [3], "gold": [1]}
