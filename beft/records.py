@@ -104,6 +104,7 @@ class RunRecord(_Outcome):
     model_source: str | None = None
     adapter: dict[str, Any] | None = None
     predictions: dict[str, str] | None = None  # split -> file relative to the run folder (beft/predictions.py)
+    auto: dict[str, Any] | None = None  # bias=auto: approach, chosen bias, scores of b_q/b_k/b_v, ranking record used
     train_runtime_s: float | None = field(default=None, metadata={"written_with": "score"})  # null: nothing trained
     bias_change: list[dict[str, Any]] | None = None
     warnings: list[str] | None = None

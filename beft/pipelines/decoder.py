@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from beft import predictions
 from beft.data import prompts, regimes
 from beft.data.tasks import TaskSpec
 from beft.models import loading
@@ -47,9 +48,10 @@ class DecoderPipeline(Pipeline):
         # only the regime's subset is encoded: the whole split would be ~100k rows (ReCoRD: x ~14 candidates each)
         train = _with_gold(encode(splits["train"].select(indices))) if spec.trains else None
         num_demos = int(spec.method.get("num_demos") or 0)
-        evals = {}
+        evals, ids = {}, {}
         for key, split in task.eval_splits.items():
-            ds = _eval_subset(splits[split], data.num_eval, spec.seed)
+            positions = _eval_positions(splits[split], data.num_eval, spec.seed)
+            ds, ids[key] = splits[split].select(positions), predictions.example_ids(splits[split], positions)
             evals[key] = (
                 prompts.icl_split(ds, splits["train"], task.template, tokenizer, data.max_length, num_demos, spec.seed)
                 if num_demos
@@ -61,6 +63,7 @@ class DecoderPipeline(Pipeline):
             evals,
             decoder.CandidateCollator(tokenizer.pad_token_id, gold_only=objective != "classification"),
             lambda m, batch: decoder.objective_loss(m, batch, objective),
+            ids,
         )
 
     def fit(
@@ -68,10 +71,16 @@ class DecoderPipeline(Pipeline):
     ) -> tuple[History, dict[str, Any]]:
         return decoder.fit(model, tokenizer, data.train, data.eval, task.task_kind, settings)
 
+    def prediction_rows(self, task: TaskSpec, data: PreparedData, outputs: Mapping[str, Any]) -> dict[str, list[dict]]:
+        """The chosen candidate and the softmax of the candidates' scores, or the generated answer."""
+        generation = task.task_kind == "generation"
+        rows, gold = (predictions.generation_rows, "answers") if generation else (predictions.candidate_rows, "gold")
+        return {key: rows(data.eval_ids[key], values, data.eval[key][gold]) for key, values in outputs.items()}
 
-def _eval_subset(ds, num_eval: int | None, seed: int):
+
+def _eval_positions(ds, num_eval: int | None, seed: int) -> list[int]:
     n = len(ds) if num_eval is None else min(len(ds), num_eval)
-    return ds.select(regimes.subset_indices(len(ds), n, seed))
+    return list(regimes.subset_indices(len(ds), n, seed))
 
 
 def _with_gold(rows):

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 from transformers import DataCollatorWithPadding
 
+from beft import predictions
 from beft.data import features
 from beft.data.tasks import TaskSpec
 from beft.models import loading
@@ -40,9 +41,15 @@ class EncoderPipeline(Pipeline):
 
         train = featurise(splits["train"]).select(indices)
         evals = {key: featurise(splits[split]) for key, split in task.eval_splits.items()}
-        return PreparedData(train, evals, DataCollatorWithPadding(tokenizer), lambda m, batch: m(**batch).loss)
+        ids = {key: predictions.example_ids(splits[split]) for key, split in task.eval_splits.items()}
+        return PreparedData(train, evals, DataCollatorWithPadding(tokenizer), lambda m, batch: m(**batch).loss, ids)
 
     def fit(
         self, model: nn.Module, tokenizer, data: PreparedData, task: TaskSpec, settings: FitSettings
     ) -> tuple[History, dict[str, Any]]:
         return trainer.fit(model, tokenizer, data.train, data.eval, task, settings)
+
+    def prediction_rows(self, task: TaskSpec, data: PreparedData, outputs: Mapping[str, Any]) -> dict[str, list[dict]]:
+        """The head's outputs: class probabilities, or the regression score."""
+        rows = predictions.regression_rows if task.is_regression else predictions.classification_rows
+        return {key: rows(data.eval_ids[key], *outputs[key]) for key in outputs}

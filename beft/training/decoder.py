@@ -134,15 +134,21 @@ class DecoderTrainer(FiniteLossTrainer):
 
 
 @torch.no_grad()
-def evaluate_candidates(model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int) -> dict[str, float]:
-    """Accuracy: the most likely candidate (ties: the first) is one of the gold ones."""
+def evaluate_candidates(
+    model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int, outputs: list | None = None
+) -> dict[str, float]:
+    """Accuracy: the most likely candidate (ties: the first) is one of the gold ones. ``outputs`` receives each
+    example's candidate scores."""
     model.eval()
     collate, device, correct = CandidateCollator(pad_id, gold_only=False), _device(model), 0
     for start in tqdm(range(0, len(rows), batch_size), desc="Scoring candidates", leave=False):
         chunk = _rows(rows, start, batch_size)
         batch = {k: v.to(device) for k, v in collate(chunk).items()}
-        picked = _per_example(candidate_scores(model, batch), batch["num_candidates"]).argmax(-1).tolist()
+        scores = _per_example(candidate_scores(model, batch), batch["num_candidates"])
+        picked = scores.argmax(-1).tolist()
         correct += sum(row["gold"][p] for row, p in zip(chunk, picked, strict=True))
+        if outputs is not None:
+            outputs += [s[:n].tolist() for s, n in zip(scores.cpu(), batch["num_candidates"].tolist(), strict=True)]
     return {"accuracy": correct / len(rows)}
 
 
@@ -186,11 +192,21 @@ def evaluate_generation(
 
 
 def evaluate(
-    model: nn.Module, tokenizer, rows: datasets.Dataset, kind: str, batch_size: int, max_length: int
+    model: nn.Module,
+    tokenizer,
+    rows: datasets.Dataset,
+    kind: str,
+    batch_size: int,
+    max_length: int,
+    outputs: list | None = None,
 ) -> dict[str, float]:
+    """The split's metrics; ``outputs`` receives each example's candidate scores, or its generated text."""
     if kind == "generation":
-        return evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)[0]
-    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size)
+        scores, texts = evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)
+        if outputs is not None:
+            outputs += texts
+        return scores
+    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size, outputs)
 
 
 def fit(
@@ -204,7 +220,8 @@ def fit(
     """Train (unless ``train_rows`` is None: zero-shot and ICL), then evaluate once, after the last epoch.
 
     Returns the history (one entry: the final epoch's training loss and every evaluation split's metrics) and the
-    Trainer's train metrics with the zero-gradient ``warnings``.
+    Trainer's train metrics with the zero-gradient ``warnings`` and the ``outputs`` of every split (per example: the
+    candidate scores, or the generated text).
     """
     monitors = Monitors.build(settings, list(eval_rows))
     train_metrics: dict[str, Any] = {}
@@ -225,7 +242,8 @@ def fit(
     if "train_loss" in train_metrics:  # the mean over all steps (the logged loss covers the last logging window only)
         entry["train_loss_mean"] = float(train_metrics["train_loss"])
     batch_size = monitors.args.per_device_eval_batch_size
+    outputs: dict[str, list] = {key: [] for key in eval_rows}
     for key, rows in eval_rows.items():
-        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length)
+        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length, outputs[key])
         log.info("%s after epoch %d: %s", key, epoch, entry[key])
-    return [entry], monitors.train_metrics(train_metrics)
+    return [entry], {**monitors.train_metrics(train_metrics), "outputs": outputs}
