@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from beft import rank, records
+from beft.errors import BeftError
 from beft.importance import CANDIDATES
 from beft.spec import RunSpec
 
@@ -33,10 +34,11 @@ def choose(spec: RunSpec) -> RunSpec:
     """The run's spec with its bias chosen by the ranking (computed, or reused when complete)."""
     ranking_spec = ranking_spec_of(spec)
     ranking = rank.rank(ranking_spec)
-    approach = spec.bias["approach"]
+    approach, where = spec.bias["approach"], ranking_spec.rank_folder / records.RANKING_FILE
+    if approach not in ranking.approaches:  # the angle score when the fine-tuned biases started at zero
+        raise BeftError(f"{where} has no {approach!r} score; valid: bias.approach={list(ranking.approaches)}")
     summary = ranking.approaches[approach]
     chosen = next(role for role in summary["ranking_qkv"] if role in spec.bias["roles"])
-    where = ranking_spec.rank_folder / records.RANKING_FILE
     auto = {
         "approach": approach,
         "chosen": chosen,
