@@ -1,4 +1,4 @@
-"""``bias=auto``: the paper's method in one run (docs/usage.md §5): rank the biases, fine-tune the one ranked first.
+"""``bias=auto``: the paper's method in one run (docs/usage.md §8): rank the biases, fine-tune the one ranked first.
 
 1. the ranking of the run's (model, task, regime, seed): ``beft.rank`` with the same settings, which reuses a
    completed ranking record, else a completed BitFit record (the all-bias fine-tuning, an ordinary run);
