@@ -136,7 +136,8 @@ def main(cfg: DictConfig) -> None:
     if result is None:
         return
     spec, record = result
-    lines = [f"\n{spec.rank.name}: target bias b_{record.target} (magnitude+angle)" if record.target else ""]
+    target = f"b_{record.target} (magnitude+angle)" if record.target else "none (no magnitude+angle score)"
+    lines = [f"\n{spec.rank.name}: target bias {target}"]
     for name, summary in record.approaches.items():
         means = ", ".join(f"b_{r}={summary['mean'][r]:.4g}" for r in summary["ranking_qkv"])
         lines.append(f"  {name:9s} ranking among q/k/v: {means} -> b_{summary['target']}")
