@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 TEST_TIME := about 10 min
 TEST_FAST_TIME := about 1.5 min
 
-.PHONY: install demo test test-fast test-slurm bench lint clean tables
+.PHONY: install demo test test-fast test-slurm bench lint clean tables attention
 
 install: $(STAMP)
 
@@ -85,3 +85,9 @@ clean:
 tables: install
 	$(PY) -m beft.report.tables --results-dir results/runs --paper-dir results/paper --out results/tables \
 		--analogue minilm=bert-base-cased --analogue smollm2=meta-llama/Llama-2-7b-hf
+
+# Attention sharpness and sparsity per layer (paper Section 3, Figs. 3b/3c, 7, 8), pre-trained vs the committed MiniLM
+# SST-2 low b_q / b_k / b_v runs of seed 0; writes results/runs/minilm/sst2/low/attention/seed=0/attention.{json,png}.
+ATTENTION_RUNS := $(foreach b,q k v,results/runs/minilm/sst2/low/beft-$(b)/seed=0)
+attention: install
+	$(PY) -m beft.report.attention $(ATTENTION_RUNS) --num-examples 872

@@ -1,16 +1,20 @@
-"""``python -m beft.predict RUN_OR_ADAPTER (--text A [B] ... | --file F.tsv|F.jsonl) [--out F]``: use a trained adapter.
+"""``python -m beft.predict RUN_OR_ADAPTER (--text A [B] ... | --file F | --split S [--leaderboard DIR]) [--out F]``.
 
 Loads the base model the run used (offline package, local folder or hub id; ``--base`` overrides it), applies the
 peft BEFT adapter and prints one JSON line per example: the predicted label and the class probabilities (or the score
 of a regression task). ``--text`` takes the task's text fields of one example in order (RTE: sentence1 sentence2) and
 may be repeated; ``--file`` reads a TSV with a header row or a JSONL file whose fields are the task's (the original
-GLUE/SuperGLUE files work), with a progress bar.
+GLUE/SuperGLUE files work), with a progress bar. ``--split`` labels a split of the task's data (``--data-dir``, else
+BEFT_DATA_DIR, else the hub); with ``--leaderboard DIR`` a test split becomes the benchmark's submission file in DIR
+(beft/leaderboard.py). A run without a bias adapter (full, rand_uniform, bias PEFT, LoRA) is loaded from its model
+artifact (beft/artifacts.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
-from beft import adapters, atomic
+from beft import artifacts, atomic, leaderboard
 from beft.data import formats, sources
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError, DataError
@@ -86,35 +90,64 @@ def _command_line_rows(texts: list[list[str]], task: TaskSpec) -> list[dict[str,
     return [dict(zip(fields, example, strict=True)) for example in texts]
 
 
+def _split_rows(args, task: TaskSpec) -> tuple[TaskSpec, list[dict[str, str]], list | None]:
+    """(task as conf/task describes it, the split's rows, the test split's example ids or None)."""
+    task = leaderboard.task_from_conf(task.name, task)
+    if args.leaderboard:
+        leaderboard.targets(task, args.split, args.leaderboard, args.overwrite)
+    data = sources.load_split(task, args.data_dir, args.split)
+    rows = [{f: row[f] for f in task.text_fields} for row in data]
+    return task, rows, data[sources.ID_FIELD] if sources.ID_FIELD in data.column_names else None
+
+
+def _run(args) -> list[dict[str, Any]] | None:
+    """The predictions to print, or None when they went into a leaderboard file."""
+    run = artifacts.trained_run(args.path)
+    task, ids = run.task, None
+    if args.split:
+        task, rows, ids = _split_rows(args, task)
+    else:
+        rows = read_rows(args.file, task) if args.file else _command_line_rows(args.text, task)
+    model, tokenizer = run.load(args.base)
+    results = predict(model, tokenizer, rows, task, run.max_length, args.batch_size, progress=not args.text)
+    if args.leaderboard:
+        paths = leaderboard.write(task, args.split, args.leaderboard, ids, results, args.overwrite)
+        print(f"{len(results)} {args.split} predictions written to {', '.join(map(str, paths))}", file=sys.stderr)
+        return None
+    return results if ids is None else [{"idx": i, **r} for i, r in zip(ids, results, strict=True)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m beft.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="a run folder (with record.json and adapter/) or an adapter folder")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", action="append", metavar="TEXT", help="one example's text fields")
     source.add_argument("--file", help="TSV (header row) or JSONL with the task's text fields")
+    source.add_argument("--split", help="a split of the task's data: validation, test, ... (test: unlabeled)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("BEFT_DATA_DIR"),
+        help="for --split (default: $BEFT_DATA_DIR, else the hub)",
+    )
+    parser.add_argument(
+        "--leaderboard", metavar="DIR", help="with --split test: write the GLUE/SuperGLUE file into DIR"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing leaderboard file")
     parser.add_argument("--out", help="write the JSON lines here instead of stdout")
     parser.add_argument("--base", help="base model folder or hub id (default: the one the run used)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     transformers.logging.set_verbosity_error()  # "newly initialised head" of the base: the adapter has it
     transformers.logging.disable_progress_bar()
+    if args.leaderboard and not args.split:
+        parser.error("--leaderboard needs --split (the test split whose predictions it writes)")
     try:
-        adapter_dir = adapters.find_adapter(args.path)
-        meta = adapters.read_meta(adapter_dir)
-        if meta["model"].get("kind", "encoder") != "encoder":
-            raise BeftError(
-                f"{adapter_dir} is a {meta['model']['kind']} adapter: beft.predict labels texts with an encoder's "
-                "head; load a decoder adapter with PeftModel.from_pretrained and score its prompts (README, Decoders)"
-            )
-        task = TaskSpec.from_config(meta["task"])
-        rows = read_rows(args.file, task) if args.file else _command_line_rows(args.text, task)
-        base, tokenizer, _ = adapters.load_base(adapter_dir, args.base)
-        model = adapters.load_adapter(adapter_dir, base.cuda() if torch.cuda.is_available() else base)
-        max_length = meta.get("max_length", 128)
-        results = predict(model, tokenizer, rows, task, max_length, args.batch_size, progress=bool(args.file))
+        results = _run(args)
     except BeftError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if results is None:
+        return 0
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if args.out:
         atomic.write_text(args.out, lines)

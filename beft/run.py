@@ -14,12 +14,12 @@ import resource
 import shutil
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from transformers import set_seed
 
-from beft import adapters, importance, predictions, records, tracking
+from beft import adapters, artifacts, importance, predictions, records, tracking
 from beft.data import features, regimes, sources
 from beft.models import methods, targets
 from beft.pipelines import FitSettings, Pipeline, PreparedData, pipeline_for
@@ -102,16 +102,31 @@ def prepare(spec: RunSpec) -> Prepared:
     pipeline = pipeline_for(spec.model)
     splits = sources.load_splits(spec.task, spec.data.dir, train=spec.reads_train_split)
     indices = regimes.subset_indices(len(splits["train"]), spec.data.num_train, spec.seed) if "train" in splits else []
+    built = build_model(spec)
+    data = pipeline.prepare_data(spec, splits, indices, built.tokenizer)
+    return Prepared(pipeline, splits, indices, *built[:4], data, built.pretrained_total)
+
+
+class Built(NamedTuple):
+    model: torch.nn.Module
+    tokenizer: Any
+    source: str
+    trainable: methods.TrainableSet
+    pretrained_total: int  # parameters before any addition (the paper's denominator)
+
+
+def build_model(spec: RunSpec) -> Built:
+    """The pre-trained model with the seeded head, any added biases and the method applied: what a run trains and
+    what a saved model artifact is loaded into (beft/artifacts.py)."""
     set_seed(spec.seed)  # the task head's initialisation depends on it
-    model, tokenizer, source = pipeline.load(spec.model, spec.task)
+    model, tokenizer, source = pipeline_for(spec.model).load(spec.model, spec.task)
     pretrained_total = methods.count_parameters(model)
     adds = targets.roles_to_add(spec.method["trainable"], spec.bias["roles"]) if spec.model.get("add_bias") else []
     if added := targets.add_biases(model, adds):
         log.info("added zero-initialised biases to the %s projections (model.add_bias)", added)
     trainable = methods.apply_method(model, dict(spec.method), dict(spec.bias), seed=spec.seed)
     model = trainable.wrapper or model  # prefix tuning trains and evaluates through peft's wrapper
-    data = pipeline.prepare_data(spec, splits, indices, tokenizer)
-    return Prepared(pipeline, splits, indices, model, tokenizer, source, trainable, data, pretrained_total)
+    return Built(model, tokenizer, source, trainable, pretrained_total)
 
 
 def _train(spec: RunSpec, record: RunRecord) -> None:
@@ -128,6 +143,7 @@ def _train(spec: RunSpec, record: RunRecord) -> None:
     )
     history, train_metrics = prep.pipeline.fit(prep.model, prep.tokenizer, prep.data, spec.task, settings)
     record.adapter = adapters.save_run_adapter(spec, prep.inner, prep.trainable.params)
+    record.artifact = artifacts.save_run_artifact(spec, prep.model, prep.trainable, record.adapter)
     rows = prep.pipeline.prediction_rows(spec.task, prep.data, train_metrics.pop("outputs", {}))
     record.predictions = {split: predictions.write(spec.folder, split, values) for split, values in rows.items()}
     record.score = _score(history, spec)

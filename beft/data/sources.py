@@ -18,6 +18,9 @@ from beft.data import formats
 from beft.data.tasks import TaskSpec
 from beft.errors import DataError
 
+ID_FIELD = "idx"  # a test split's example id, as the benchmark's submission files name it
+UNLABELED = -1  # the label of an unlabeled (test) row, as the hub's GLUE/SuperGLUE test splits store it
+
 
 def required_splits(task: TaskSpec, train: bool = True) -> list[str]:
     """The splits a run reads: the evaluation splits, and train unless nothing is trained or demonstrated."""
@@ -59,16 +62,17 @@ def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
     Reads one row, so a wrong file (another task's, a different release) is named before any data or model loads.
     """
     path = local_file(task, data_dir, split)
-    if task.local.format == "tsv" and task.local.columns is None:
+    if task.local.format == "tsv" and task.local.columns_of(split) is None:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), None)
         if header is None:
             raise DataError(f"{path} is empty")
-        for fld in task.fields:
-            if task.local.fields.get(fld, fld) not in header:
+        columns = _fields_of(task, split)
+        for fld in _expected_fields(task, split):
+            if columns.get(fld, fld) not in header:
                 raise DataError(
-                    f"{path}, line 1 (header): column {task.local.fields.get(fld, fld)!r} (field {fld!r}) is "
-                    f"missing; found {header}"
+                    f"{path}, line 1 (header): column {columns.get(fld, fld)!r} (field {fld!r}) is missing; "
+                    f"found {header}"
                 )
     rows = _read_rows(task, path, split)
     with contextlib.closing(rows):
@@ -76,21 +80,50 @@ def check_local_file(task: TaskSpec, data_dir: Path, split: str) -> Path:
     if first is None:
         raise DataError(f"{path} has no data rows")
     line, row = first
-    _example(row, task, task.local.fields, path, line)
+    _example(row, task, _fields_of(task, split), path, line, split)
     return path
+
+
+def _expected_fields(task: TaskSpec, split: str) -> list[str]:
+    """The fields a split's file must have: a test split's may lack the label and has the example id."""
+    if split not in task.test_splits:
+        return task.fields
+    return [*task.text_fields, *task.list_fields, ID_FIELD]
+
+
+def _fields_of(task: TaskSpec, split: str) -> dict[str, str]:
+    """field -> column of ``split``'s file; a test split adds the benchmark's example id."""
+    if split not in task.test_splits:
+        return task.local.fields
+    return {**task.local.fields, ID_FIELD: task.leaderboard.id_column}
 
 
 def load_local_split(task: TaskSpec, data_dir: Path, split: str) -> datasets.Dataset:
     path = check_local_file(task, data_dir, split)
-    rows = [_example(row, task, task.local.fields, path, line) for line, row in _read_rows(task, path, split)]
+    fields = _fields_of(task, split)
+    rows = [_example(row, task, fields, path, line, split) for line, row in _read_rows(task, path, split)]
     if not rows:
         raise DataError(f"{path} has no data rows")
-    return to_dataset(rows, task)
+    return to_dataset(rows, task, with_id=split in task.test_splits)
 
 
-def to_dataset(rows: list[dict], task: TaskSpec) -> datasets.Dataset:
-    """Rows of the task's fields as a Dataset: strings, lists of strings, and the label (class id or float)."""
+def load_split(task: TaskSpec, data_dir: str | Path | None, split: str) -> datasets.Dataset:
+    """One split by name (a test split: unlabeled rows get label -1 and keep the benchmark's id as ``idx``), from
+    ``data_dir`` when given, else the hub. An unknown split is named with the valid ones."""
+    valid = ["train", *task.eval_splits.values(), *task.test_splits]
+    if split not in valid:
+        raise DataError(f"task {task.name!r} has no split {split!r}; valid: {valid}")
+    if data_dir is not None:
+        return load_local_split(task, Path(data_dir), split)
+    return _load_hub(task, train=False, splits=[split])[split]
+
+
+def to_dataset(rows: list[dict], task: TaskSpec, with_id: bool = False) -> datasets.Dataset:
+    """Rows of the task's fields as a Dataset: strings, lists of strings, and the label (class id or float); with
+    ``with_id``, the example id ``idx`` (a string, as the test file writes it)."""
     features = {f: datasets.Value("string") for f in task.text_fields}
+    if with_id:
+        features[ID_FIELD] = datasets.Value("string")
     features.update({f: datasets.List(datasets.Value("string")) for f in task.list_fields})
     if task.has_labels:
         features["label"] = (
@@ -104,7 +137,7 @@ def _read_rows(task: TaskSpec, path: Path, split: str = "train"):
     """(line, row) pairs of a local file (of ``split``); nested originals (MultiRC, ReCoRD, SQuAD, DROP) come out
     flat."""
     if task.local.format == "tsv":
-        return read_tsv(path, task.local.columns)
+        return read_tsv(path, task.local.columns_of(split))
     if task.local.format == "jsonl":
         return formats.read_jsonl(path)
     if task.local.format in formats.READERS:
@@ -115,15 +148,20 @@ def _read_rows(task: TaskSpec, path: Path, split: str = "train"):
     )
 
 
-def _example(row: dict, task: TaskSpec, fields: dict[str, str], path, line: int) -> dict:
-    """The task's fields of one row (mapped through ``fields``: field -> column, dotted for nested JSON)."""
+def _example(row: dict, task: TaskSpec, fields: dict[str, str], path, line: int, split: str = "train") -> dict:
+    """The task's fields of one row (mapped through ``fields``: field -> column, dotted for nested JSON); a test
+    split's row may lack the label (-1, as the hub's test splits have) and carries its id."""
     example = {fld: _field(row, task, fld, fields, path, line) for fld in task.text_fields}
+    if ID_FIELD in fields:
+        example[ID_FIELD] = str(_field(row, task, ID_FIELD, fields, path, line))
     for fld in task.list_fields:
         value = _field(row, task, fld, fields, path, line)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise DataError(f"{path}, line {line}: field {fld!r} must be a list of strings, found {value!r}")
         example[fld] = value
-    if task.has_labels:
+    if task.has_labels and split in task.test_splits and fields.get("label", "label") not in row:
+        example["label"] = UNLABELED
+    elif task.has_labels:
         example["label"] = _label(_field(row, task, "label", fields, path, line), task, path, line)
     return example
 
@@ -180,7 +218,9 @@ def _label(value, task: TaskSpec, path: Path, line: int) -> float | int:
     return label
 
 
-def _load_hub(task: TaskSpec, train: bool = True) -> dict[str, datasets.Dataset]:
+def _load_hub(task: TaskSpec, train: bool = True, splits: list[str] | None = None) -> dict[str, datasets.Dataset]:
+    """``splits`` (default: the ones a run reads) from the hub; a test split keeps the hub's ``idx`` column."""
+    splits = splits or required_splits(task, train)
     try:
         dsd = datasets.load_dataset(task.hub_path, task.hub_name)
     except (ConnectionError, FileNotFoundError, OSError) as err:
@@ -189,13 +229,14 @@ def _load_hub(task: TaskSpec, train: bool = True) -> dict[str, datasets.Dataset]
             f"({type(err).__name__}); without hub access point data.dir (or BEFT_DATA_DIR) at a folder of the "
             "original files"
         ) from err
-    missing = [s for s in required_splits(task, train) if s not in dsd]
+    missing = [s for s in splits if s not in dsd]
     if missing:
         raise DataError(f"{task.hub_path}/{task.hub_name} has no split(s) {missing}; found {list(dsd)}")
     if not task.hub_fields:  # the hub's columns are the task's fields (GLUE, SuperGLUE)
-        return {s: dsd[s].select_columns(task.fields) for s in required_splits(task, train)}
+        ids = {s: [ID_FIELD] if s in task.test_splits else [] for s in splits}
+        return {s: dsd[s].select_columns([*task.fields, *ids[s]]) for s in splits}
     where = f"hub:{task.hub_path}/{task.hub_name}"
     return {
         s: to_dataset([_example(row, task, task.hub_fields, f"{where}[{s}]", i) for i, row in enumerate(dsd[s])], task)
-        for s in required_splits(task, train)
+        for s in splits
     }

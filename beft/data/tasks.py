@@ -21,6 +21,20 @@ class LocalFiles:
     files: dict[str, str]  # split -> file name
     fields: dict[str, str]  # field -> column of the file
     columns: list[str] | None = None  # column names when the file has no header row
+    split_columns: dict[str, list[str] | None] = field(default_factory=dict)  # split -> its own ``columns``
+
+    def columns_of(self, split: str) -> list[str] | None:
+        """The column names of ``split``'s file (None: it has a header row); CoLA's test file has a header."""
+        return self.split_columns.get(split, self.columns)
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """The benchmark's submission files of a task's test splits (docs/usage.md, Leaderboard files)."""
+
+    files: dict[str, list[str]]  # test split -> its submission files (.tsv: GLUE's format, .jsonl: SuperGLUE's)
+    id_column: str  # the example-id column of the test file (local) and of the hub split
+    labels: dict[str, Any] | None  # predicted label name -> the value the benchmark expects; None = regression
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,12 @@ class TaskSpec:
     template: str | None = None  # decoder prompt template (beft/data/templates.py, docs/templates.md)
     list_fields: tuple[str, ...] = ()  # fields holding a list of strings (candidate entities, gold answers)
     hub_fields: dict[str, str] = field(default_factory=dict)  # field -> hub column (dotted) where the names differ
+    leaderboard: Leaderboard | None = None  # submission files of the test splits (unlabeled rows)
+
+    @property
+    def test_splits(self) -> list[str]:
+        """The test splits: their rows may lack a label (read as -1) and carry the benchmark's example id."""
+        return list(self.leaderboard.files) if self.leaderboard else []
 
     @property
     def is_regression(self) -> bool:
@@ -93,6 +113,7 @@ class TaskSpec:
                 files=dict(local["files"]),
                 fields=dict(local["fields"]),
                 columns=None if local.get("columns") is None else list(local["columns"]),
+                split_columns={k: v and list(v) for k, v in (local.get("split_columns") or {}).items()},
             ),
             kind=cfg.get("kind"),
             train_size=cfg.get("train_size"),
@@ -101,4 +122,16 @@ class TaskSpec:
             template=cfg.get("template"),
             list_fields=tuple(cfg.get("list_fields") or ()),
             hub_fields=dict(cfg["hub"].get("fields") or {}),
+            leaderboard=_leaderboard(cfg.get("leaderboard")),
         )
+
+
+def _leaderboard(cfg: Mapping[str, Any] | None) -> Leaderboard | None:
+    if not cfg:
+        return None
+    labels = cfg.get("labels")
+    return Leaderboard(
+        files={split: [names] if isinstance(names, str) else list(names) for split, names in cfg["files"].items()},
+        id_column=cfg["id_column"],
+        labels=None if labels is None else {str(k): v for k, v in labels.items()},
+    )

@@ -38,6 +38,7 @@ class PreparedData:
 class Pipeline(abc.ABC):
     kind: str
     task_kinds: tuple[str, ...]  # the task kinds (conf/task/*.yaml `kind`) this model kind can run
+    saves_model_artifact: bool  # a run without a bias adapter saves its trained tensors (beft.predict reads them)
 
     def task_spec(self, task_cfg: Mapping[str, Any]) -> TaskSpec:
         """The task as this kind runs it (a task's ``decoder:`` block applies to decoders only)."""

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 class DecoderPipeline(Pipeline):
     kind = "decoder"
     task_kinds = ("classification", "multiple_choice", "generation")
+    saves_model_artifact = False  # beft.predict labels with an encoder head only; decoders score prompts in beft.train
 
     def valid_metrics(self, task: TaskSpec) -> list[str]:
         """Accuracy of the chosen candidate; F1 and exact match of a generated answer."""

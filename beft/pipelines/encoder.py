@@ -23,6 +23,7 @@ from beft.training import metrics, trainer
 class EncoderPipeline(Pipeline):
     kind = "encoder"
     task_kinds = ("classification", "regression")
+    saves_model_artifact = True  # beft.predict labels test sets with it
 
     def valid_metrics(self, task: TaskSpec) -> list[str]:
         return sorted(metrics.METRICS)

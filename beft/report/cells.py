@@ -29,6 +29,7 @@ from beft.report.paper import (
 )
 
 DAGGER = "†"  # the bias our magnitude+angle ranking selected
+AUTO_LABEL = names.run_label("beft", "auto")  # bias=auto runs: the "BEFT (auto)" row
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Cell:
     missing: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     selected: str = ""
+    values: list[float] = field(default_factory=list)  # one per seed that has one (mean rows)
 
 
 @dataclass
@@ -110,10 +112,21 @@ def _mean(q: Query, cell: Cell) -> None:
             values.append(value)
     if values:
         cell.ours, cell.ours_std = stats.mean_std(values)
-    cell.n = len(values)
+    cell.n, cell.values = len(values), values
+    if q.bias == "auto":
+        cell.selected = _auto_choices(q)
+        return
     selected = q.targets.get((q.model, q.task, q.regime, 0))
     if q.method == "beft" and q.task is not None and selected == q.bias.removeprefix("b_"):
         cell.selected = DAGGER
+
+
+def _auto_choices(q: Query) -> str:
+    """The biases the ``bias=auto`` runs chose, by seed (``→v`` when every seed chose b_v)."""
+    runs = q.runs[(q.runs["model"] == q.model) & (q.runs["task"] == q.task) & (q.runs["regime"] == q.regime)
+                  & (q.runs["label"] == AUTO_LABEL) & q.runs["seed"].isin(q.seeds)].sort_values("seed")  # fmt: skip
+    chosen = [str(c) for c in runs.get("auto_chosen", []) if present(c)]
+    return "" if not chosen else "→" + (chosen[0] if len(set(chosen)) == 1 else ",".join(chosen))
 
 
 METRIC_KINDS = {P_VALUE: "p_value", **dict.fromkeys(SCORE_METRICS | PARAM_METRICS | BIAS_PEFT_METRICS, "mean")}
@@ -158,7 +171,7 @@ def build_table(paper: pd.DataFrame, runs: pd.DataFrame, model_map: dict[str, st
     """
     if len(runs) == 0 or "model" not in runs:
         runs = pd.DataFrame(columns=RECORD_COLUMNS)
-    paper = paper.assign(_task_metric=_score_metric_by_task(paper))
+    paper = with_auto_rows(paper.assign(_task_metric=_score_metric_by_task(paper)), runs, model_map)
     own = names.paper_models()
     out = []
     for _, row in paper.iterrows():
@@ -174,8 +187,37 @@ def build_table(paper: pd.DataFrame, runs: pd.DataFrame, model_map: dict[str, st
             "method": row["method"], "bias": row["bias"], "metric": row["metric"], "paper": row["value"],
             "paper_std": row["std"], "ours": ours, "ours_std": cell.ours_std, "n": cell.n, "seeds": cell.seeds,
             "diff": diff, "selected": cell.selected, "missing": "; ".join(cell.missing), "runs": cell.runs,
+            "seeds_text": row["seeds"], **_spread(cell.values),
         })  # fmt: skip
     return averages(pd.DataFrame(out))
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    """The sample std and the 95 % t-interval over seeds of a mean row (None for other rows and n < 2)."""
+    described = stats.describe(values)
+    return {key: described[key] for key in ("std_sample", "ci_low", "ci_high")}
+
+
+def with_auto_rows(paper: pd.DataFrame, runs: pd.DataFrame, model_map: dict[str, str]) -> pd.DataFrame:
+    """The paper's rows plus a "BEFT (auto)" row (bias ``auto``, no paper value) after each b_v score row of a
+    bias-fine-tuning method, for the models that have ``bias=auto`` runs."""
+    auto_models = set(runs.loc[runs["label"] == AUTO_LABEL, "model"]) if len(runs) else set()
+    if not auto_models:
+        return paper
+    out = []
+    for _, row in paper.iterrows():
+        out.append(row)
+        model = model_map.get(clean(row["model"]))
+        is_bias_ft = names.config_method(row["method"]) == "beft" and clean(row["bias"]) == "b_v"
+        if model in auto_models and is_bias_ft and row["metric"] in SCORE_METRICS:
+            out.append(_auto_row(row))
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _auto_row(row: pd.Series) -> pd.Series:
+    row = row.copy()
+    row["bias"], row["value"], row["std"], row["notes"] = "auto", float("nan"), None, "BEFT (auto): bias=auto runs"
+    return row
 
 
 def _score_metric_by_task(paper: pd.DataFrame) -> list[str | None]:

@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from beft import records
+from beft.report import names
 from beft.report.paper import BIAS_PEFT_METRICS, SCORE_METRICS
 
 RECORD_COLUMNS = ["path", "model", "task", "regime", "method", "bias", "label", "seed", "variant", "status",
                   "params_percent", "params_permille", "bias_relative_percent", "bias_saving_percent", "bias_reshape",
-                  "runtime_s", "score_metric", "score_split", "wall_s"]  # fmt: skip
+                  "runtime_s", "score_metric", "score_split", "wall_s", "auto_chosen", "predictions",
+                  "params_trainable"]  # fmt: skip
 R = TypeVar("R", records.RunRecord, records.RankingRecord)
 
 
@@ -38,6 +40,8 @@ def _row(folder: Path, rec: records.RunRecord) -> dict[str, Any]:
         "score_metric": None if score is None else score.metric,
         "score_split": None if score is None else score.split,
         "wall_s": None if rec.time is None else rec.time["wall_s"],
+        "auto_chosen": (auto_of(rec) or {}).get("chosen"),
+        "predictions": rec.predictions,
     }  # fmt: skip
     if rec.final is not None:  # a failed run has no final metrics
         for split, values in rec.final.items():
@@ -45,14 +49,21 @@ def _row(folder: Path, rec: records.RunRecord) -> dict[str, Any]:
     return row
 
 
+def auto_of(rec: records.RunRecord) -> dict[str, Any] | None:
+    """A ``bias=auto`` run's ``auto`` field (the chosen bias, the scores, the ranking it used), None otherwise."""
+    auto = getattr(rec, "auto", None)
+    return auto if auto is not None else rec.extra.get("auto")
+
+
 def _param_columns(params: dict[str, Any] | None) -> dict[str, Any]:
     """The parameter counts the paper's tables print (none for a run that failed before counting them)."""
     if params is None:
         return dict.fromkeys(["params_percent", "params_permille", "bias_relative_percent", "bias_saving_percent",
-                              "bias_reshape"])  # fmt: skip
+                              "bias_reshape", "params_trainable"])  # fmt: skip
     peft = params.get("bias_peft")  # bias PEFT methods only
     return {
         "params_percent": params["percent"],
+        "params_trainable": params.get("trainable"),
         "params_permille": params.get("permille"),  # not in records of older versions: 10 x percent stands in
         "bias_relative_percent": None if peft is None else peft.get("relative_percent"),
         "bias_saving_percent": None if peft is None else peft.get("saving_percent"),
@@ -96,6 +107,17 @@ def split_with(runs: pd.DataFrame, metric: str) -> str:
     """The evaluation split whose ``metric`` the runs report (tasks with one split: ``validation``)."""
     columns = [c for c in runs.columns if c.endswith(f"/{metric}") and runs[c].notna().any()]
     return columns[0].split("/")[0] if columns else "validation"
+
+
+def main_column(group: pd.DataFrame, task: str) -> str | None:
+    """The ``<split>/<metric>`` column of the runs' main score: the records' ``score`` (decoders: CB accuracy,
+    SQuAD/DROP F1), else the task's main metric (conf/task)."""
+    for split, metric in zip(group.get("score_split", []), group.get("score_metric", []), strict=True):
+        column = f"{split}/{metric}"
+        if present(split) and present(metric) and column in group and group[column].notna().any():
+            return column
+    column = names.main_column(task)
+    return column if column in group and group[column].notna().any() else None
 
 
 def record_metric(runs: pd.DataFrame, model: str, task: str | None) -> str:

@@ -72,3 +72,26 @@ def run_label(method: str, bias: str) -> str:
     """The run label (conf/method ``label``) of a method and the paper's bias (``b_v``; ``n/a`` for other methods)."""
     bias = bias.removeprefix("b_")
     return f"{method}-{bias}" if takes_bias(method) else method
+
+
+def layout(table: str) -> tuple[list[str], list[str], str]:
+    """The fields of a paper table's rows and of its columns, and the label of a row or column that has none
+    (conf/paper.yaml ``layouts``)."""
+    layouts = _paper()["layouts"]
+    chosen = layouts.get(table, layouts["default"])
+    return list(chosen["rows"]), list(chosen["columns"]), chosen.get("unnamed", "·")
+
+
+def label(field: str, value: str) -> str:
+    """How the paper prints a row or column value (conf/paper.yaml ``labels``); a value without one as is."""
+    return _paper()["labels"].get(field, {}).get(value, value)
+
+
+def model_kind(model: str) -> str | None:
+    """A conf/model config's kind (``encoder``, ``decoder``) from its defaults list; None for an unknown model."""
+    cfg = _configs("model").get(model)
+    if cfg is None:
+        return None
+    return next(
+        (entry["kind"] for entry in cfg.get("defaults", []) if isinstance(entry, dict) and "kind" in entry), None
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import numpy as np  # noqa: E402
 from beft import atomic  # noqa: E402
 
 ROLE_LABELS = {"q": "b_q", "k": "b_k", "v": "b_v", "o": "b_o (m1)", "ln1": "LN1", "m2": "m2", "m3": "m3", "ln2": "LN2"}
+MAX_WIDTH_IN = 15.0  # at DPI 130: at most about 2,000 pixels wide
+DPI = 130
 TITLES = {"angle": "Magnitude + angle (ours)", "magnitude": "Magnitude", "fisher": "Empirical Fisher"}
 
 
@@ -23,7 +26,7 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
 
     def savefig(tmp: Path) -> None:
-        fig.savefig(tmp, format=path.suffix[1:], dpi=130, bbox_inches="tight")
+        fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight")
 
     try:
         return atomic.write_with(path, savefig)
@@ -85,25 +88,101 @@ def regimes_figure(
         if panel == "fisher":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     axes[0].legend(fontsize=8)
-    note = f"\nmissing: {', '.join(missing)}" if missing else ""
+    note = "\n" + textwrap.fill(f"missing: {', '.join(missing)}", 160) if missing else ""
     fig.suptitle(title + note, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
-def table_bars(table, title: str, path: str | Path) -> Path:
-    """One paper table as bars: ours (mean +- std over seeds) beside the paper's value, per row."""
-    models = table["model"] if "model" in table and table["model"].nunique() > 1 else [""] * len(table)
-    rows = zip(models, table["task"], table["regime"], table["bias"], table["method"], strict=True)
-    labels = [f"{f'{mo} ' if mo else ''}{t} {r}\n{m if str(b) in ('n/a', 'nan') else b}" for mo, t, r, b, m in rows]
-    x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(table) + 1.5), 3.2))
-    paper_err = [float(s) if str(s) not in ("", "nan") else 0.0 for s in table["paper_std"]]
-    ours = [np.nan if v is None else v for v in table["ours"]]
-    ours_err = [0.0 if s is None or np.isnan(s) else s for s in table["ours_std"].astype(float)]
-    ax.bar(x - 0.2, table["paper"].astype(float), 0.4, yerr=paper_err, label="paper", color="#bbbbbb", capsize=2)
-    ax.bar(x + 0.2, ours, 0.4, yerr=ours_err, label="ours", color="#3b75af", capsize=2)
-    ax.set_xticks(x, labels, fontsize=6, rotation=90)
+def difference_map(values: np.ndarray, labels: list[list[str]], rows: list[str], columns: list[str], title: str,
+                   path: str | Path) -> Path:  # fmt: skip
+    """A heat-map of ours minus the paper's (``values``, NaN where there is no difference), each cell annotated with
+    ``labels``; grey cells have no difference (a missing run, or no paper value)."""
+    width = min(MAX_WIDTH_IN, 2.4 + 1.05 * len(columns))
+    fig, ax = plt.subplots(figsize=(width, 1.3 + 0.42 * len(rows)))
+    finite = values[np.isfinite(values)]
+    limit = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    for i in range(len(rows)):
+        for j in range(len(columns)):
+            strong = np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * limit
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=6.5, color="white" if strong else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="ours − paper (points)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+BIAS_COLORS = {"v": "#1f77b4", "q": "#ff7f0e", "k": "#2ca02c", "auto": "#9467bd"}
+
+
+def params_vs_score(points: Sequence[Mapping[str, Any]], title: str, missing: Sequence[str], path: str | Path) -> Path:
+    """Fig. 1: score against trainable parameters, one point per bias and way of training it (mean +- std over
+    seeds), the paper's value as a grey cross at the same x. A point: x, y, err, bias, kind, paper (or None)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    markers = {"directly": "o", "+LoRA": "s"}
+    for p in points:
+        ax.errorbar(p["x"], p["y"], yerr=p["err"], fmt=markers.get(p["kind"], "D"), color=BIAS_COLORS[p["bias"]],
+                    capsize=3, label=f"b_{p['bias']} {p['kind']} (n={p['n']})")  # fmt: skip
+        if p["paper"] is not None:
+            ax.plot(p["x"], p["paper"], "x", color="#777777", markersize=7)
+    ax.plot([], [], "x", color="#777777", label="the paper's value (at our x)")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel("score (×100)")
+    ax.legend(fontsize=7, loc="best")
+    return _finish(fig, ax, title, missing, path)
+
+
+def _finish(fig, ax, title: str, missing: Sequence[str], path: str | Path) -> Path:
+    note = "\n" + textwrap.fill(f"missing: {'; '.join(missing)}", 130) if missing else ""
+    ax.set_title(title + note, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def efficiency_panels(panels: Mapping[str, Sequence[Mapping[str, Any]]], title: str, missing: Sequence[str],
+                      path: str | Path) -> Path:  # fmt: skip
+    """Fig. 11: per task, score against trainable parameters % for BEFT and the baselines (mean +- std over seeds),
+    each point labelled with the method and its mean training time."""
+    columns = 4
+    rows = max(1, -(-len(panels) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(14, 3.1 * rows + 0.6), squeeze=False, sharex=True)
+    for ax, (task, points) in zip(axes.flat, panels.items(), strict=False):
+        for p in points:
+            ax.errorbar(p["x"], p["y"], yerr=p["err"], fmt="o", capsize=3)
+            ax.annotate(f"{p['label']}\n{p['runtime']}", (p["x"], p["y"]), fontsize=6.5, xytext=(4, 4),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlim(3e-3, 500)  # from BEFT's ~0.01 % to full fine-tuning's 100 %
+        ax.margins(y=0.3)  # room for the point labels
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{task} ({points[0]['metric']})" if points else f"{task}: no runs", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    fig.supxlabel("trainable parameters (%)", fontsize=8)
+    fig.supylabel("score (×100)", fontsize=8)
+    note = "\n" + textwrap.fill(f"missing: {'; '.join(missing)}", 180) if missing else ""
+    fig.suptitle(title + note, fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def learning_curves(curves: Mapping[str, Mapping[str, Any]], metric: str, title: str, path: str | Path) -> Path:
+    """One setting's learning curves: per bias, the mean +- population std over seeds of the metric per epoch."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for bias, curve in curves.items():
+        epochs, mean, std = (np.asarray(curve[k], dtype=float) for k in ("epochs", "mean", "std"))
+        color = BIAS_COLORS.get(bias)
+        name = "BEFT (auto)" if bias == "auto" else f"b_{bias}"
+        ax.plot(epochs, mean, marker="." if len(epochs) < 40 else None, color=color, label=f"{name} (n={curve['n']})")
+        ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric} (×100)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()

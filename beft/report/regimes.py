@@ -19,14 +19,14 @@ from beft.report import lookup, names, plots
 REGIMES = ("low", "medium", "high", "all")
 
 
-def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES) -> dict[str, Any]:
-    """Importance means per approach/regime/role, scores per regime/role, the metric, and what is missing."""
+def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES, found=None) -> dict[str, Any]:
+    """Importance means per approach/regime/role, scores per regime/role, the metric, and what is missing;
+    ``found``: the (rankings, runs) records already read from ``results_dir``."""
     importance: dict[str, dict[str, dict[str, float]]] = {a: {} for a in APPROACHES}
     scores: dict[str, dict[str, float]] = {}
     missing: list[str] = []
     metric = None
-    rankings = [rec for _, rec in records.iter_rankings(results_dir)]
-    runs = [rec for _, rec in records.iter_runs(results_dir)]
+    rankings, runs = found if found is not None else read(results_dir)
     for regime in regimes:
         where = {"model": model, "task": task, "regime": regime, "seed": seed}
         ranking = lookup.find_record(rankings, **where)
@@ -38,12 +38,24 @@ def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES
         for role in CANDIDATES:
             label = names.run_label("beft", role)
             run = lookup.find_record(runs, **where, label=label)
-            if run is not None and run.completed:
-                scores.setdefault(regime, {})[role] = run.score.final
+            if run is not None and run.completed and run.final_score is not None:
+                scores.setdefault(regime, {})[role] = run.final_score
                 metric = run.score.metric
             else:
-                missing.append(f"{regime}/{label}" + (f" ({run.status})" if run is not None else ""))
+                status = "" if run is None else f" ({'no score' if run.completed else run.status})"
+                missing.append(f"{regime}/{label}{status}")
     return {"importance": importance, "scores": scores, "metric": metric or "score", "missing": missing}
+
+
+def read(results_dir: Path) -> tuple[list[records.RankingRecord], list[records.RunRecord]]:
+    """Every ranking and run record under ``results_dir``."""
+    return [rec for _, rec in records.iter_rankings(results_dir)], [rec for _, rec in records.iter_runs(results_dir)]
+
+
+def draw(found: dict[str, Any], regimes, title: str, path: Path) -> Path:
+    """Fig. 4 of one model and task from ``collect``'s result."""
+    return plots.regimes_figure(regimes, found["importance"], found["scores"], found["metric"], title,
+                                found["missing"], path)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -58,9 +70,7 @@ def main(argv: list[str] | None = None) -> Path:
     found = collect(args.results_dir, args.model, args.task, args.seed, args.regimes)
     out = args.out or Path("results/figures") / f"importance_regimes_{args.model}_{args.task}_seed{args.seed}.png"
     title = f"{args.model} {args.task} seed {args.seed}: importance vs. score across regimes"
-    plots.regimes_figure(
-        args.regimes, found["importance"], found["scores"], found["metric"], title, found["missing"], out
-    )
+    draw(found, args.regimes, title, out)
     if found["missing"]:
         print(f"missing records ({len(found['missing'])}): {', '.join(found['missing'])}")
     print(f"figure: {out}")

@@ -1,4 +1,5 @@
-"""The report's text: each paper table as Markdown and LaTeX, the b_v > b_q > b_k summary and the run wall times."""
+"""The report's text: each paper table as Markdown and LaTeX in the paper's layout, the b_v > b_q > b_k summary and
+the run wall times."""
 
 from __future__ import annotations
 
@@ -7,27 +8,46 @@ from typing import Any
 import pandas as pd
 
 from beft import records
-from beft.report import names, stats
-from beft.report.lookup import present
-from beft.report.paper import P_VALUE, clean
+from beft.report import layout, names, stats
+from beft.report.layout import number
+from beft.report.lookup import main_column
+from beft.report.paper import SCORE_METRICS, clean
 
 LEGEND = (
-    "Ours: mean ± population std over the paper's seeds (std shown for n > 1; n = completed runs / seeds); † = the "
-    "bias our magnitude+angle ranking selected. diff = ours − paper. Scores ×100. p_value rows: our two-sided paired "
-    "t-test by seed (n = paired seeds). Rows of task `all` / bias `any` take the parameter count of any such run; "
-    "Avg = the mean of the row's task columns once all are there (n = columns with a value / columns)."
+    "Each cell: ours (the paper's). Ours = mean ± population std (ddof = 0, the paper's convention: it reproduces "
+    "Table 7) over the paper's seeds, scores ×100; [n/k] = only n of the k seeds' runs completed; missing = no "
+    "completed run (listed below). † = the bias our magnitude+angle ranking selected; BEFT (auto) = `bias=auto` runs "
+    "(→ the bias they chose). p rows: our two-sided paired t-test by seed. Rows of task `all` / bias `any` take the "
+    "parameter count of any such run; Avg. = the mean of the row's task columns once all are there."
+)
+SPREAD = (
+    "Mean ± sample std (ddof = 1) and the 95 % confidence interval of the mean over seeds (t-distribution, n − 1 "
+    "degrees of freedom; scipy.stats.t), of the score cells with a completed run."
 )
 
 
-def number(value: Any, std: Any = None, metric: str = "") -> str:
-    """A number as the paper prints it: scores with 2 decimals, parameter fractions with 3, p-values with 3
-    significant digits."""
-    if not present(value) or str(value) == "":
-        return "—"
-    spec = ".3g" if metric == P_VALUE else ".3f" if metric in ("params_percent", "params_permille") else ".2f"
-    text = f"{float(value):{spec}}"
-    if present(std) and str(std) != "":
-        text += f" ± {float(std):{spec}}"
+def render(table: pd.DataFrame, title: str, name: str) -> tuple[str, str]:
+    """(Markdown, LaTeX) of paper table ``name`` in the paper's layout; the missing runs are listed under it."""
+    if table.empty:
+        empty = f"# {title}\n\nNo rows of this table apply to this model.\n"
+        return empty, f"% {title}: no rows\n"
+    laid_out = layout.grid(table, name)
+    shown = laid_out.frame(layout.ours_and_paper)
+    md = [f"# {title}", "", shown.to_markdown(disable_numparse=True), "", LEGEND]
+    spreads = laid_out.frame(layout.spread)
+    if ((table["n"].fillna(0) > 1) & table["metric"].isin(SCORE_METRICS)).any():
+        md += ["", "## Ours: sample std and 95 % confidence interval", "",
+               spreads.to_markdown(disable_numparse=True), "", SPREAD]  # fmt: skip
+    missing = list(dict.fromkeys(m for cell in table["missing"] if cell for m in cell.split("; ")))
+    md += ["", f"## Missing or failed runs ({len(missing)})", ""] + [f"- {m}" for m in missing] if missing else []
+    return "\n".join(md) + "\n", latex(shown, title)
+
+
+def latex(shown: pd.DataFrame, title: str) -> str:
+    """The laid-out table as a LaTeX tabular (booktabs), ± † ‰ as LaTeX symbols."""
+    text = shown.to_latex(caption=f"{title}. Each cell: ours (the paper's).", escape=True)
+    for symbol, macro in (("±", r"$\pm$"), ("†", r"$^\dagger$"), ("‰", r"\textperthousand{}"), ("→", r"$\to$")):
+        text = text.replace(symbol, macro)
     return text
 
 
@@ -35,37 +55,14 @@ def p_value(p: float | None) -> str:
     return "—" if p is None else f"{p:.3g}"
 
 
-def render(table: pd.DataFrame, title: str) -> tuple[str, str]:
-    """(Markdown, LaTeX) of one table; the missing runs are listed under it."""
-    if table.empty:
-        empty = f"# {title}\n\nNo rows of this table apply to this model.\n"
-        return empty, f"% {title}: no rows\n"
-    own = names.paper_models()
-    models = [m if own.get(p) == m else f"{m} (for {p})" for m, p in zip(table["model"], table["paper_model"],
-              strict=True)]  # fmt: skip
-    shown = pd.DataFrame({
-        "model": models, "task": table["task"], "regime": table["regime"], "method": table["method"],
-        "bias": table["bias"], "metric": table["metric"],
-        "paper": [number(v, s, m) for v, s, m in zip(table["paper"], table["paper_std"], table["metric"], strict=True)],
-        "ours": [number(v, s if n > 1 and m != P_VALUE else None, m) + (f" {d}" if d else "") for v, s, n, m, d in
-                 zip(table["ours"], table["ours_std"], table["n"], table["metric"], table["selected"], strict=True)],
-        "n/seeds": [f"{n}/{k}" for n, k in zip(table["n"], table["seeds"], strict=True)],
-        "diff": [number(v, None, m) for v, m in zip(table["diff"], table["metric"], strict=True)],
-    })  # fmt: skip
-    missing = list(dict.fromkeys(m for cell in table["missing"] if cell for m in cell.split("; ")))
-    md = [f"# {title}", "", shown.to_markdown(index=False, disable_numparse=True), ""]
-    md.append(LEGEND)
-    md += ["", f"## Missing or failed runs ({len(missing)})", ""] + [f"- {m}" for m in missing] if missing else []
-    latex = shown.to_latex(index=False, caption=title, escape=True)
-    return "\n".join(md) + "\n", latex
-
-
-def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
-    """Per model/task/regime with b_v/b_q/b_k runs: did b_v > b_q > b_k hold, with paired t-tests by seed."""
+def summary(runs: pd.DataFrame, paper_p: pd.DataFrame, tests: pd.DataFrame | None = None) -> str:
+    """Per model/task/regime with b_v/b_q/b_k runs: did b_v > b_q > b_k hold, with paired t-tests by seed; then the
+    paired tests on examples (``paired.example_tests``)."""
     lines = ["# Does b_v > b_q > b_k hold?", ""]
+    tests = pd.DataFrame() if tests is None else tests
     done = runs[(runs["status"] == records.COMPLETED) & (runs["method"] == "beft") & runs["bias"].isin(names.BIASES)]
     if done.empty:
-        return "\n".join([*lines, "No completed b_v/b_q/b_k runs yet.", ""])
+        return "\n".join([*lines, "No completed b_v/b_q/b_k runs yet.", *example_section(tests), ""])
     rows = []
     for (model, task, regime), group in done.groupby(["model", "task", "regime"], sort=True):
         row = _ordering(group, task)
@@ -76,14 +73,28 @@ def summary(runs: pd.DataFrame, paper_p: pd.DataFrame) -> str:
     held = int((table["b_v > b_q > b_k"] == "yes").sum()) if len(table) else 0
     lines += [f"The ordering held in {held} of {len(table)} settings (means over seeds).", "",
               table.to_markdown(index=False) if len(table) else "", "",
-              "Means, stds and p over the seeds all three biases have. p: two-sided paired t-test by seed "
-              "(scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
-    return "\n".join(lines) + "\n"
+              "Means ± population std (ddof = 0, the paper's) and p over the seeds all three biases have. p: "
+              "two-sided paired t-test by seed (scipy.stats.ttest_rel); — = fewer than 2 seeds."]  # fmt: skip
+    return "\n".join(lines + example_section(tests)) + "\n"
+
+
+def example_section(tests: pd.DataFrame) -> list[str]:
+    """The paired tests on examples between two runs of the same seed, Holm-adjusted across the section."""
+    lines = ["", "## Paired tests on examples (two runs of the same seed)", ""]
+    if tests.empty:
+        return [*lines, "No pair of b_v/b_q/b_k runs of one seed has saved predictions, so no test on examples."]
+    shown = tests.assign(**{"delta (×100)": (100 * tests["delta"]).round(2), "p": tests["p"].map(p_value),
+                            "p (Holm)": tests["p_holm"].map(p_value)}).drop(columns=["delta", "p_holm"])  # fmt: skip
+    return [*lines, shown.to_markdown(index=False), "",
+            f"delta = first − second run's score on the examples both predicted. Accuracy: exact McNemar test "
+            f"(two-sided binomial test on the discordant examples, `discordant` = only-first/only-second right); F1, "
+            f"MCC, Spearman: paired bootstrap over examples. p (Holm): Holm's correction across the {len(tests)} "
+            f"tests above (family-wise error rate)."]  # fmt: skip
 
 
 def _ordering(group: pd.DataFrame, task: str) -> dict[str, Any] | None:
     """One setting's b_v/b_q/b_k means and tests, over the seeds all three have; None without all three."""
-    metric_col = _main_column(group, task)
+    metric_col = main_column(group, task)
     if metric_col is None:
         return None
     group = group[group[metric_col].notna()]
@@ -104,17 +115,6 @@ def _ordering(group: pd.DataFrame, task: str) -> dict[str, Any] | None:
         "seeds": len(seeds), "b_v > b_q > b_k": "yes" if held else "no",
         "p (v vs q)": p_value(vq["p"]), "p (q vs k)": p_value(qk["p"]),
     }  # fmt: skip
-
-
-def _main_column(group: pd.DataFrame, task: str) -> str | None:
-    """The ``<split>/<metric>`` column of the runs' main score: the records' ``score`` (decoders: CB accuracy,
-    SQuAD/DROP F1), else the task's main metric (conf/task)."""
-    for split, metric in zip(group.get("score_split", []), group.get("score_metric", []), strict=True):
-        column = f"{split}/{metric}"
-        if present(split) and present(metric) and column in group and group[column].notna().any():
-            return column
-    column = names.main_column(task)
-    return column if column in group and group[column].notna().any() else None
 
 
 def _paper_p(paper_p: pd.DataFrame, model: str, task: str, regime: str) -> str:

@@ -14,8 +14,13 @@ by seed (Appendix C.2).
 ``--analogue minilm=bert-base-cased`` also builds each table for a model the paper did not use, against the paper's
 numbers of the named model (the CPU reproduction runs MiniLM where the paper ran BERT-base).
 
+Each table is written in the paper's layout (``layout``: Markdown and LaTeX, ours beside the paper's in each cell),
+in long format (CSV) and as a heat-map of ours minus the paper's; ``figures`` draws Fig. 1, 4, 11 and the learning
+curves, ``gains`` Appendix C.5's table, ``paired`` the summary's tests on examples.
+
 Modules: ``names`` (paper names -> conf names), ``paper`` (the transcribed tables), ``lookup`` (records),
-``cells`` (our value of each row), ``render`` (Markdown, LaTeX), ``plots`` (PNG); every file is written atomically.
+``cells`` (our value of each row), ``layout`` and ``render`` (Markdown, LaTeX), ``plots`` (PNG); every file is
+written atomically.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from beft import atomic
-from beft.report import names, plots
+from beft.report import figures, gains, layout, names, paired, plots
 from beft.report.cells import build_table
 from beft.report.lookup import RECORD_COLUMNS, ranking_targets, run_table
 from beft.report.paper import P_VALUE, PAPER_TABLES, SCORE_METRICS, read_paper, read_paper_tables
@@ -56,8 +61,10 @@ def paper_runs(results_dir: Path) -> pd.DataFrame:
     return runs[runs["variant"].isna()]
 
 
-def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iterable[str] = ()) -> list[Path]:
-    """Write every table (Markdown, LaTeX, bar chart), the summary and the run times; returns the files written."""
+def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iterable[str] = (), draw: bool = True
+              ) -> list[Path]:  # fmt: skip
+    """Write every table (Markdown, LaTeX, long CSV, heat-map), the summary, the run times, Appendix C.5's gains
+    and (``draw``) the figures; returns the files written."""
     runs = paper_runs(results_dir)
     targets = ranking_targets(results_dir) if results_dir.is_dir() else {}
     papers = read_paper_tables(paper_dir)
@@ -74,21 +81,38 @@ def build_all(results_dir: Path, paper_dir: Path, out_dir: Path, analogues: Iter
             title = f"Paper {stem.replace('_', ' ')}"
             if suffix:
                 title += f" — {suffix[1:]} (analogue of {', '.join(model_map)})"
-            written += _write_table(table, title, out_dir / f"{name}{suffix}")
+            written += _write_table(table, title, out_dir / f"{name}{suffix}", name, draw)
     paper_p = pd.concat([p for _, p in papers.values()])
     paper_p = paper_p[paper_p["metric"] == P_VALUE]
-    written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p)))
+    written.append(atomic.write_text(out_dir / "summary.md", summary(runs, paper_p, paired.example_tests(runs))))
     written.append(atomic.write_text(out_dir / "runtimes.md", run_times(runs)))
+    c5 = gains.read(paper_dir)
+    if c5 is not None:
+        table = gains.gains(c5, runs)
+        written.append(atomic.write_text(out_dir / "appendix_c5.md", gains.render(table)))
+        written.append(atomic.write_text(out_dir / "appendix_c5.csv", table.to_csv(index=False)))
+    if draw:
+        written += figures.draw_all(runs, results_dir, papers["table04"][1] if "table04" in papers else None, out_dir)
     return written
 
 
-def _write_table(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
-    """``<stem>.md`` and ``.tex``, and ``.png`` bars of the scores (not params, runtimes, p) once we have one."""
-    md, latex = render(table, title)
+LONG_COLUMNS = ["model", "paper_model", "task", "regime", "method", "bias", "metric", "paper", "paper_std", "ours",
+                "ours_std", "std_sample", "ci_low", "ci_high", "n", "seeds", "diff", "selected", "missing"]  # fmt: skip
+
+
+def _write_table(table: pd.DataFrame, title: str, stem: Path, name: str, draw: bool = True) -> list[Path]:
+    """``<stem>.md`` and ``.tex`` in the paper's layout, ``.csv`` in the long format (one row per cell), and a
+    ``.png`` heat-map of ours minus the paper's once a score of ours is there."""
+    md, latex = render(table, title, name)
     written = [atomic.write_text(stem.with_suffix(".md"), md), atomic.write_text(stem.with_suffix(".tex"), latex)]
-    scores = table[table["metric"].isin(SCORE_METRICS)] if not table.empty else table
-    if not scores.empty and scores["ours"].notna().any():
-        written.append(plots.table_bars(scores, title, stem.with_suffix(".png")))
+    if not table.empty:
+        long = table[[c for c in LONG_COLUMNS if c in table]]
+        written.append(atomic.write_text(stem.with_suffix(".csv"), long.to_csv(index=False)))
+        scores = table[table["metric"].isin(SCORE_METRICS)]
+        if draw and scores["ours"].notna().any():
+            values, labels, rows, columns = layout.differences(layout.grid(table, name))
+            heading = f"{title}\nours − paper (cells: ours over the paper's; grey: no difference)"
+            written.append(plots.difference_map(values, labels, rows, columns, heading, stem.with_suffix(".png")))
     return written
 
 

@@ -44,6 +44,40 @@ def test_real_local_files_load_with_hub_label_ids(data_dir, name, rows, first_la
         assert train.features["label"].names == spec.label_names
 
 
+@pytest.mark.parametrize(
+    ("name", "rows", "first_text"),
+    [
+        (
+            "rte",
+            3000,
+            "Mangla was summoned after Madhumita's sister Nidhi Shukla, who was the first witness in the case.",
+        ),
+        ("cola", 1063, "Bill whistled past the house."),  # the test file has a header row, train and dev do not
+        ("mrpc", 1725, None),
+        ("stsb", 1379, None),
+        ("sst2", 1821, None),
+        ("qnli", 5463, None),
+        ("cb", 250, "Polly had to think quickly."),
+        ("wic", 1400, None),
+    ],
+)
+def test_real_test_splits_load_unlabeled_with_their_ids(data_dir, name, rows, first_text):
+    spec = task(name)
+    test = sources.load_split(spec, data_dir, "test")
+    assert len(test) == rows
+    assert test[sources.ID_FIELD] == [str(i) for i in range(rows)]  # every release numbers its test rows 0..n-1
+    assert set(test["label"]) == {sources.UNLABELED}
+    if first_text is not None:
+        assert test[0][spec.text_fields[0]].startswith(first_text)
+    assert sources.ID_FIELD not in sources.load_split(spec, data_dir, "validation").column_names
+
+
+def test_an_unknown_split_names_the_valid_ones(data_dir):
+    with pytest.raises(DataError, match=r"task 'mnli' has no split 'test'; valid: \['train', 'validation_matched', "
+                       r"'validation_mismatched', 'test_matched', 'test_mismatched'\]"):  # fmt: skip
+        sources.load_split(task("mnli"), data_dir, "test")
+
+
 def test_cb_and_wic_string_and_boolean_labels(data_dir):
     cb = sources.load_splits(task("cb"), data_dir)["validation"]
     assert cb[0]["label"] == task("cb").label_names.index("contradiction")  # first CB val row

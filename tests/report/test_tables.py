@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from beft.report import stats, tables
@@ -16,7 +17,19 @@ def test_build_all_writes_every_table_summary_and_mnli_splits(results, tmp_path)
     assert (out / "table11.png") in written
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file is left behind
     table1 = (out / "table01.md").read_text()
-    assert "61.00" in table1 and "63.00" in table1  # MNLI-m and MNLI-mm from one run
+    assert "| 61.00 (43.80) " in table1 and "| 63.00 (45.70) " in table1  # MNLI-m and MNLI-mm from one run
+    header = next(line for line in table1.splitlines() if line.startswith("|  "))
+    columns = ["", "SST-2", "RTE", "QQP", "QNLI", "MNLI-m", "MNLI-mm", "CoLA", "MRPC", "STS-B", "Avg."]
+    assert [c.strip() for c in header.strip("|").split("|")] == columns
+    long = pd.read_csv(out / "table01.csv")  # the long format, one row per paper cell, for machines
+    assert len(long) == 90 and {"ours", "std_sample", "ci_low", "ci_high", "missing"} <= set(long.columns)
+    assert {
+        "fig01_bert_base.png",
+        "fig04_bert_base_cola.png",
+        "fig11_bert_base.png",
+        "figures.md",
+        "appendix_c5.md",
+    } <= {p.name for p in written}
     assert "99.00" not in table1  # the variant is not used
     summary = (out / "summary.md").read_text()
     row = next(line for line in summary.splitlines() if "| cola" in line)
@@ -30,7 +43,7 @@ def test_analogue_tables_compare_another_model(results, tmp_path):
     minilm = tmp_path / "runs"
     write_run(minilm, "minilm", "rte", "low", "beft", "v", 0, "accuracy", 0.6)
     out = tmp_path / "tables"
-    tables.build_all(minilm, PAPER, out, ["minilm=bert-base-cased"])
+    tables.build_all(minilm, PAPER, out, ["minilm=bert-base-cased"], draw=False)
     text = (out / "table03_minilm.md").read_text()
     assert "analogue of bert-base-cased" in text and "60.00" in text
     assert not (out / "table05_minilm.md").exists()  # no BERT-base rows in the OPT table
