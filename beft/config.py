@@ -16,12 +16,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from beft import importance
 from beft.data import prompts, sources
 from beft.data.features import PADDING_MODES
 from beft.errors import ConfigError
 from beft.models import loading, methods, targets
 from beft.pipelines import PIPELINES, Pipeline, pipeline_for
-from beft.spec import DataSpec, RankSpec, RunSpec
+from beft.spec import AUTO_BIAS, DataSpec, RankSpec, RunSpec
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_CONFIGS = ("base.yaml", "train.yaml", "rank.yaml")  # the top-level keys a run reads are defined here
@@ -57,6 +58,7 @@ def validate(spec: RunSpec) -> None:
         raise ConfigError(f"method.trainable={spec.method['trainable']!r}; valid: {sorted(methods.METHODS)}")
     _check_roles(spec)
     _check_kinds(spec, pipeline)
+    _check_auto(spec)
     _check_data(spec)
     skeleton = pipeline.skeleton(spec.model, task)  # resolves the model folder first (ModelSourceError)
     loading.check_weights(loading.resolve_source(spec.model))
@@ -203,6 +205,26 @@ def _check_data(spec: RunSpec) -> None:
             sources.check_local_file(task, Path(spec.data.dir), split)
 
 
+def _check_auto(spec: RunSpec) -> None:
+    """bias=auto chooses the bias that method=beft trains, among b_q/b_k/b_v, by a ranking approach that is defined
+    for the model's biases (the angle to an added, zero-initialised bias is not)."""
+    bias, method = spec.bias, spec.method
+    if bias["name"] != AUTO_BIAS:
+        return
+    if method["name"] != "beft" or method["trainable"] != "bias":
+        raise ConfigError(
+            f"bias=auto chooses the bias that method=beft trains; got method={method['name']!r}; valid: method=beft "
+            "with bias=auto, or a fixed bias (bias=q, k, v, o or all) for the other methods"
+        )
+    valid = [a for a in importance.APPROACHES if a != "angle" or not spec.model.get("add_bias")]
+    if bias.get("approach") not in valid:
+        why = f" (model {spec.model['name']} has added, zero-initialised biases)" if len(valid) < 3 else ""
+        raise ConfigError(f"bias.approach={bias.get('approach')!r}{why}; valid: {valid}")
+    roles = bias["roles"]
+    if isinstance(roles, str) or not roles or any(r not in importance.CANDIDATES for r in roles):
+        raise ConfigError(f"bias.roles={roles!r} for bias=auto; valid: a list of {list(importance.CANDIDATES)}")
+
+
 def _a(word: str) -> str:
     """``word`` with its indefinite article ("an encoder", "a decoder")."""
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
@@ -259,8 +281,8 @@ def check_bias_targets(
     Raises UnsupportedArchitectureError (no role map) or MissingBiasError naming the role and what to do instead.
     """
     targets.architecture_of(model)
-    if add_bias and method_cfg["trainable"] in ("bias", "bias_reparam"):
-        targets.add_biases(model, bias_cfg["roles"])
+    if add_bias:
+        targets.add_biases(model, targets.roles_to_add(method_cfg["trainable"], bias_cfg["roles"]))
     kind = method_cfg["trainable"]
     roles: list[str] | str = []
     if kind in ("bias", "bias_reparam"):

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from beft import atomic
 from beft.errors import BeftError
@@ -46,3 +49,65 @@ def read(run_folder: str | Path, relative_path: str) -> list[dict[str, Any]]:
         ) from None
     except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BeftError(f"{path}: unreadable predictions file ({err}); rerun the run with force=true") from None
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def classification_rows(ids: Sequence[Any], logits: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    """An encoder head's logits: the predicted class and the class probabilities (softmax, the task's label order)."""
+    probs = _softmax(np.asarray(logits, dtype=np.float64))
+    return [
+        {"id": i, "gold": int(gold), "prediction": int(p.argmax()), "probs": [float(x) for x in p]}
+        for i, p, gold in zip(ids, probs, np.asarray(labels), strict=True)
+    ]
+
+
+def regression_rows(ids: Sequence[Any], outputs: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
+    """A regression head's output: the score is the prediction."""
+    scores = np.asarray(outputs, dtype=np.float64).reshape(len(ids))
+    return [
+        {"id": i, "gold": float(gold), "prediction": float(s), "score": float(s)}
+        for i, s, gold in zip(ids, scores, np.asarray(labels), strict=True)
+    ]
+
+
+def candidate_rows(
+    ids: Sequence[Any], scores: Sequence[Sequence[float]], gold_flags: Sequence[Sequence[int]]
+) -> list[dict[str, Any]]:
+    """A decoder's candidate scores per example: the chosen candidate's index (the first of the most likely, as the
+    evaluation picks it) and the softmax of the scores. ``gold`` is the gold candidate's index, or the list of them
+    where several candidates are gold (ReCoRD)."""
+    rows = []
+    for i, row_scores, flags in zip(ids, scores, gold_flags, strict=True):
+        values = np.asarray(row_scores, dtype=np.float64)
+        golds = [c for c, flag in enumerate(flags) if flag]
+        rows.append(
+            {
+                "id": i,
+                "gold": golds[0] if len(golds) == 1 else golds,
+                "prediction": int(values.argmax()),
+                "probs": [float(x) for x in _softmax(values)],
+            }
+        )
+    return rows
+
+
+def generation_rows(ids: Sequence[Any], texts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """Generated answers: every gold answer, and the text (which is the prediction)."""
+    return [
+        {"id": i, "gold": list(golds), "prediction": text, "text": text}
+        for i, text, golds in zip(ids, texts, answers, strict=True)
+    ]
+
+
+def example_ids(ds, positions: Sequence[int] | None = None) -> list[Any]:
+    """Each evaluated example's id: the dataset's ``idx`` where the task has one, else its row index in the split
+    (``positions``: the rows evaluated, in order; None = all of them)."""
+    rows = list(range(len(ds))) if positions is None else [int(p) for p in positions]
+    if "idx" not in ds.column_names:
+        return rows
+    ids = list(ds["idx"])  # one column read, not one row read per example
+    return [ids[r] for r in rows]

@@ -110,18 +110,20 @@ def _score(spec: RunSpec, record: RankingRecord) -> None:
     """The three approaches' scores (docs/method.md §3) and one heat-map each."""
     fisher_layers = fisher(spec)
     bitfit = _bitfit(spec)
-    angle = spec.rank.angle_over_90
-    approaches = {
-        "angle": importance.summarise(importance.layer_scores(bitfit.bias_change, "angle", angle)),
-        "magnitude": importance.summarise(importance.layer_scores(bitfit.bias_change, "magnitude")),
-        "fisher": importance.summarise(fisher_layers),
-    }
+    approaches = {}
+    if all(row["norm0"] > 0 for row in bitfit.bias_change):
+        angle = importance.layer_scores(bitfit.bias_change, "angle", spec.rank.angle_over_90)
+        approaches["angle"] = importance.summarise(angle)
+    else:  # the angle to a zero vector is undefined (docs/method.md §3.3)
+        log.warning("no magnitude+angle score: some fine-tuned biases started at zero (added biases, model.add_bias)")
+    approaches["magnitude"] = importance.summarise(importance.layer_scores(bitfit.bias_change, "magnitude"))
+    approaches["fisher"] = importance.summarise(fisher_layers)
     title = f"{spec.model['name']} {spec.task.name} {spec.regime} seed {spec.seed}"
     record.heatmaps = {
         name: str(plots.heatmap(summary, name, title, spec.rank_folder / f"heatmap_{name}.png"))
         for name, summary in approaches.items()
     }
-    record.target = approaches["angle"]["target"]
+    record.target = approaches["angle"]["target"] if "angle" in approaches else None
     record.approaches = approaches
     record.bitfit_score = bitfit.score
 
@@ -137,7 +139,8 @@ def main(cfg: DictConfig) -> None:
     if result is None:
         return
     spec, record = result
-    lines = [f"\n{spec.rank.name}: target bias b_{record.target} (magnitude+angle)"]
+    target = f"b_{record.target} (magnitude+angle)" if record.target else "none (no magnitude+angle score)"
+    lines = [f"\n{spec.rank.name}: target bias {target}"]
     for name, summary in record.approaches.items():
         means = ", ".join(f"b_{r}={summary['mean'][r]:.4g}" for r in summary["ranking_qkv"])
         lines.append(f"  {name:9s} ranking among q/k/v: {means} -> b_{summary['target']}")

@@ -106,6 +106,7 @@ class RunRecord(_Outcome):
     adapter: dict[str, Any] | None = None
     artifact: dict[str, Any] | None = None  # the trained tensors when no adapter holds them (beft/artifacts.py)
     predictions: dict[str, str] | None = None  # split -> file relative to the run folder (beft/predictions.py)
+    auto: dict[str, Any] | None = None  # bias=auto: approach, chosen bias, scores of b_q/b_k/b_v, ranking record used
     train_runtime_s: float | None = field(default=None, metadata={"written_with": "score"})  # null: nothing trained
     bias_change: list[dict[str, Any]] | None = None
     warnings: list[str] | None = None

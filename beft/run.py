@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 import torch
 from transformers import set_seed
 
-from beft import adapters, artifacts, importance, records, tracking
+from beft import adapters, artifacts, importance, predictions, records, tracking
 from beft.data import features, regimes, sources
 from beft.models import methods, targets
 from beft.pipelines import FitSettings, Pipeline, PreparedData, pipeline_for
 from beft.records import RunId, RunRecord, Score
-from beft.spec import BIAS_METHODS, RunSpec
+from beft.spec import RunSpec
 from beft.sweeps import faults
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ def run(spec: RunSpec) -> RunRecord:
     if not spec.force and (done := records.completed_record(folder)) is not None:
         log.info("skipping %s: completed record exists (force=true reruns it)", folder)
         return done  # type: ignore[return-value]
+    if spec.selects_bias:
+        from beft import auto  # beft.auto ranks through beft.rank, which imports this module
+
+        spec = auto.choose(spec)
     with records.run_lock(folder):  # RunLockedError when another live job runs it; released even on SIGKILL
         if not spec.force and (done := records.completed_record(folder)) is not None:  # finished while we waited
             log.info("skipping %s: completed record exists (force=true reruns it)", folder)
@@ -134,8 +138,8 @@ def build_model(spec: RunSpec) -> Built:
     set_seed(spec.seed)  # the task head's initialisation depends on it
     model, tokenizer, source = pipeline_for(spec.model).load(spec.model, spec.task)
     pretrained_total = methods.count_parameters(model)
-    adds = spec.model.get("add_bias") and spec.method["trainable"] in BIAS_METHODS
-    if adds and (added := targets.add_biases(model, spec.bias["roles"])):
+    adds = targets.roles_to_add(spec.method["trainable"], spec.bias["roles"]) if spec.model.get("add_bias") else []
+    if added := targets.add_biases(model, adds):
         log.info("added zero-initialised biases to the %s projections (model.add_bias)", added)
     trainable = methods.apply_method(model, dict(spec.method), dict(spec.bias), seed=spec.seed)
     model = trainable.wrapper or model  # prefix tuning trains and evaluates through peft's wrapper
@@ -164,6 +168,8 @@ def _train(spec: RunSpec, record: RunRecord) -> None:
     record.train_runtime_s = train_metrics.get("train_runtime")
     record.bias_change = importance.bias_change(before, prep.inner)
     record.warnings = train_metrics.get("warnings", [])  # e.g. a bias role with zero gradient (docs/method.md §4.1)
+    rows = prep.pipeline.prediction_rows(spec.task, prep.data, train_metrics.pop("outputs", {}))
+    record.predictions = {split: predictions.write(spec.folder, split, values) for split, values in rows.items()}
     # last: a forced rerun replaces the adapter (or model artifact) only once everything else succeeded
     record.adapter = adapters.save_run_adapter(spec, prep.inner, prep.trainable.params)
     record.artifact = artifacts.save_run_artifact(spec, prep.model, prep.trainable, record.adapter)
@@ -230,6 +236,7 @@ def _base_record(spec: RunSpec) -> RunRecord:
         overrides=spec.overrides,
         config=dict(spec.config),
         environment=records.environment(),
+        auto=None if spec.auto is None else dict(spec.auto),
     )
 
 

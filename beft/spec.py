@@ -22,6 +22,7 @@ from beft.data.tasks import TaskSpec
 from beft.errors import ConfigError
 
 BIAS_METHODS = ("bias", "bias_reparam")  # methods whose trained set is chosen by the `bias` group
+AUTO_BIAS = "auto"  # conf/bias/auto.yaml: the ranking chooses the bias (beft/auto.py)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class RunSpec:
     config: Mapping[str, Any] = field(repr=False)  # the whole resolved config, for the record
     rank: RankSpec | None = None
     decoder: DecoderSpec | None = None  # decoder models only
+    auto: Mapping[str, Any] | None = None  # bias=auto, once chosen: approach, chosen bias, scores, ranking record
 
     @property
     def folder(self) -> Path:
@@ -114,6 +116,11 @@ class RunSpec:
     def bias_name(self) -> str | None:
         """The trained bias kind (b_v -> "v"), for methods that train one; None for the others."""
         return self.bias["name"] if self.method["trainable"] in BIAS_METHODS else None
+
+    @property
+    def selects_bias(self) -> bool:
+        """bias=auto whose bias is not chosen yet: the run ranks the biases first (beft/auto.py)."""
+        return self.bias["name"] == AUTO_BIAS and self.auto is None
 
     @classmethod
     def unchecked(cls, cfg: DictConfig) -> RunSpec:

@@ -158,6 +158,14 @@ def add_biases(model: nn.Module, roles: list[str] | str) -> list[str]:
     return added
 
 
+def roles_to_add(trainable: str, bias_roles: list[str] | str) -> list[str]:
+    """Where a bias-free model (``model.add_bias``) gets zero-initialised biases for a method: the bias method's roles;
+    every attention role for ``roles: all`` and for the all-bias methods (BitFit, the ranking's fine-tuning)."""
+    if trainable == "all_biases" or (trainable in ("bias", "bias_reparam") and bias_roles == "all"):
+        return list(ATTENTION_ROLES)
+    return list(bias_roles) if trainable in ("bias", "bias_reparam") else []
+
+
 def all_biases(model: nn.Module) -> list[nn.Parameter]:
     """Every bias term of the model (BitFit's set): the ``bias`` parameter of every module that has one."""
     return [m.bias for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,13 +26,15 @@ __all__ = ["FitSettings", "History", "Pipeline", "PreparedData"]
 class PreparedData:
     """The framed data of a run: ``train`` is None when the method trains nothing (zero-shot, in-context learning).
     ``collate`` and ``loss`` batch training rows and compute the training objective (the Fisher pass uses them);
-    ``eval_collate`` batches evaluation rows where the kind needs its own (decoders: every candidate)."""
+    ``eval_collate`` batches evaluation rows where the kind needs its own (decoders: every candidate);
+    ``eval_ids`` names each evaluated example (its id in the predictions files)."""
 
     train: Any
     eval: dict[str, Any]
     collate: Callable[[list[dict]], dict[str, torch.Tensor]]
     loss: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
     eval_collate: Callable[[list[dict]], dict[str, torch.Tensor]] | None = None
+    eval_ids: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class Pipeline(abc.ABC):
@@ -64,4 +66,9 @@ class Pipeline(abc.ABC):
     def fit(
         self, model: nn.Module, tokenizer, data: PreparedData, task: TaskSpec, settings: FitSettings
     ) -> tuple[History, dict[str, Any]]:
-        """Train and evaluate; (per-epoch history, the Trainer's train metrics with the zero-gradient ``warnings``)."""
+        """Train and evaluate; (per-epoch history, the Trainer's train metrics with the zero-gradient ``warnings`` and
+        the final evaluation's per-example ``outputs`` of every split)."""
+
+    @abc.abstractmethod
+    def prediction_rows(self, task: TaskSpec, data: PreparedData, outputs: Mapping[str, Any]) -> dict[str, list[dict]]:
+        """Each evaluation split's predictions file rows (beft/predictions.py) from ``fit``'s ``outputs``."""

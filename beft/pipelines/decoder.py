@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from beft import predictions
 from beft.data import prompts, regimes
 from beft.data.tasks import TaskSpec
 from beft.models import loading
@@ -49,9 +50,10 @@ class DecoderPipeline(Pipeline):
         # only the regime's subset is encoded: the whole split would be ~100k rows (ReCoRD: x ~14 candidates each)
         train = _with_gold(encode(splits["train"].select(indices))) if spec.trains else None
         num_demos = int(spec.method.get("num_demos") or 0)
-        evals = {}
+        evals, ids = {}, {}
         for key, split in task.eval_splits.items():
-            ds = _eval_subset(splits[split], data.num_eval, spec.seed)
+            positions = _eval_positions(splits[split], data.num_eval, spec.seed)
+            ds, ids[key] = splits[split].select(positions), predictions.example_ids(splits[split], positions)
             evals[key] = (
                 prompts.icl_split(
                     ds, splits["train"], task.template, tokenizer, data.max_length, num_demos, spec.seed, bos
@@ -65,7 +67,8 @@ class DecoderPipeline(Pipeline):
             evals,
             decoder.collator(tokenizer.pad_token_id, gold_only=objective != "classification", shared_prefix=shared),
             lambda m, batch: decoder.objective_loss(m, batch, objective),
-            decoder.collator(tokenizer.pad_token_id, gold_only=False, shared_prefix=shared),
+            eval_collate=decoder.collator(tokenizer.pad_token_id, gold_only=False, shared_prefix=shared),
+            eval_ids=ids,
         )
 
     def fit(
@@ -75,9 +78,15 @@ class DecoderPipeline(Pipeline):
             model, tokenizer, data.train, data.eval, task.task_kind, settings, data.collate, data.eval_collate
         )
 
+    def prediction_rows(self, task: TaskSpec, data: PreparedData, outputs: Mapping[str, Any]) -> dict[str, list[dict]]:
+        """The chosen candidate and the softmax of the candidates' scores, or the generated answer."""
+        generation = task.task_kind == "generation"
+        rows, gold = (predictions.generation_rows, "answers") if generation else (predictions.candidate_rows, "gold")
+        return {key: rows(data.eval_ids[key], values, data.eval[key][gold]) for key, values in outputs.items()}
 
-def _eval_subset(ds, num_eval: int | None, seed: int):
-    return ds.select(regimes.eval_indices(len(ds), num_eval, seed))
+
+def _eval_positions(ds, num_eval: int | None, seed: int) -> list[int]:
+    return regimes.eval_indices(len(ds), num_eval, seed)
 
 
 def _with_gold(rows):

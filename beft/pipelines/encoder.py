@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
+from beft import predictions
 from beft.data import features, regimes
 from beft.data.tasks import TaskSpec
 from beft.models import loading
@@ -48,18 +49,21 @@ class EncoderPipeline(Pipeline):
             return features.tokenize(ds, task.text_fields, tokenizer, data.max_length, data.padding, data.cache_dir)
 
         train = featurise(splits["train"]).select(indices)
-        evals = {}
+        evals, ids = {}, {}
         for key, split in task.eval_splits.items():  # at most data.num_eval examples, drawn as decoders draw them
             feats = featurise(splits[split])  # the whole split: its cache serves every subset
-            evals[key] = (
-                feats
-                if data.num_eval is None
-                else feats.select(regimes.eval_indices(len(feats), data.num_eval, spec.seed))
-            )
+            rows = None if data.num_eval is None else regimes.eval_indices(len(feats), data.num_eval, spec.seed)
+            evals[key] = feats if rows is None else feats.select(rows)
+            ids[key] = predictions.example_ids(splits[split], rows)
         collate = (DataCollatorForMultipleChoice if choices else DataCollatorWithPadding)(tokenizer)
-        return PreparedData(train, evals, collate, lambda m, batch: m(**batch).loss)
+        return PreparedData(train, evals, collate, lambda m, batch: m(**batch).loss, eval_ids=ids)
 
     def fit(
         self, model: nn.Module, tokenizer, data: PreparedData, task: TaskSpec, settings: FitSettings
     ) -> tuple[History, dict[str, Any]]:
         return trainer.fit(model, tokenizer, data.train, data.eval, task, settings, data.collate)
+
+    def prediction_rows(self, task: TaskSpec, data: PreparedData, outputs: Mapping[str, Any]) -> dict[str, list[dict]]:
+        """The head's outputs: class probabilities, or the regression score."""
+        rows = predictions.regression_rows if task.is_regression else predictions.classification_rows
+        return {key: rows(data.eval_ids[key], *outputs[key]) for key in outputs}

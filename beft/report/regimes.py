@@ -31,7 +31,7 @@ def collect(results_dir: Path, model: str, task: str, seed: int, regimes=REGIMES
         where = {"model": model, "task": task, "regime": regime, "seed": seed}
         ranking = lookup.find_record(rankings, **where)
         if ranking is not None and ranking.completed:
-            for approach in APPROACHES:
+            for approach in (a for a in APPROACHES if a in ranking.approaches):  # no angle for added biases
                 importance[approach][regime] = {r: ranking.approaches[approach]["mean"][r] for r in CANDIDATES}
         else:
             missing.append(f"{regime}/ranking" + (f" ({ranking.status})" if ranking is not None else ""))

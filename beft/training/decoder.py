@@ -146,17 +146,26 @@ class DecoderTrainer(FiniteLossTrainer):
 
 @torch.no_grad()
 def evaluate_candidates(
-    model: nn.Module, rows: datasets.Dataset, pad_id: int, batch_size: int, collate: Callable | None = None
+    model: nn.Module,
+    rows: datasets.Dataset,
+    pad_id: int,
+    batch_size: int,
+    collate: Callable | None = None,
+    outputs: list | None = None,
 ) -> dict[str, float]:
     """Accuracy: the most likely candidate (ties: the first) is one of the gold ones. ``collate`` batches every
-    candidate (``collator``; default: one sequence per candidate)."""
+    candidate (``collator``; default: one sequence per candidate); ``outputs`` receives each example's candidate
+    scores."""
     model.eval()
     collate, device, correct = collate or CandidateCollator(pad_id, gold_only=False), _device(model), 0
     for start in tqdm(range(0, len(rows), batch_size), desc="Scoring candidates", leave=False):
         chunk = _rows(rows, start, batch_size)
         batch = {k: v.to(device) for k, v in collate(chunk).items()}
-        picked = _per_example(candidate_scores(model, batch), batch["num_candidates"]).argmax(-1).tolist()
+        scores = _per_example(candidate_scores(model, batch), batch["num_candidates"])
+        picked = scores.argmax(-1).tolist()
         correct += sum(row["gold"][p] for row, p in zip(chunk, picked, strict=True))
+        if outputs is not None:
+            outputs += [s[:n].tolist() for s, n in zip(scores.cpu(), batch["num_candidates"].tolist(), strict=True)]
     return {"accuracy": correct / len(rows)}
 
 
@@ -207,10 +216,15 @@ def evaluate(
     batch_size: int,
     max_length: int,
     collate: Callable | None = None,
+    outputs: list | None = None,
 ) -> dict[str, float]:
+    """The split's metrics; ``outputs`` receives each example's candidate scores, or its generated text."""
     if kind == "generation":
-        return evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)[0]
-    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size, collate)
+        scores, texts = evaluate_generation(model, tokenizer, rows, batch_size, max_length, MAX_NEW_TOKENS)
+        if outputs is not None:
+            outputs += texts
+        return scores
+    return evaluate_candidates(model, rows, tokenizer.pad_token_id, batch_size, collate, outputs)
 
 
 def fit(
@@ -227,7 +241,8 @@ def fit(
     and ``eval_collate`` batch the training and evaluation rows (``collator``).
 
     Returns the history (one entry: the final epoch's training loss and every evaluation split's metrics) and the
-    Trainer's train metrics with the zero-gradient ``warnings``.
+    Trainer's train metrics with the zero-gradient ``warnings`` and the ``outputs`` of every split (per example: the
+    candidate scores, or the generated text).
     """
     monitors = Monitors.build(settings, list(eval_rows))
     train_metrics: dict[str, Any] = {}
@@ -249,7 +264,8 @@ def fit(
     if "train_loss" in train_metrics:  # the mean over all steps (the logged loss covers the last logging window only)
         entry["train_loss_mean"] = float(train_metrics["train_loss"])
     batch_size = monitors.args.per_device_eval_batch_size
+    outputs: dict[str, list] = {key: [] for key in eval_rows}
     for key, rows in eval_rows.items():
-        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length, eval_collate)
+        entry[key] = evaluate(model, tokenizer, rows, kind, batch_size, settings.max_length, eval_collate, outputs[key])
         log.info("%s after epoch %d: %s", key, epoch, entry[key])
-    return [entry], monitors.train_metrics(train_metrics)
+    return [entry], {**monitors.train_metrics(train_metrics), "outputs": outputs}

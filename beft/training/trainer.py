@@ -92,10 +92,34 @@ class EpochHistory(TrainerCallback):
         return [self.epochs[e] for e in sorted(self.epochs)]
 
 
-def compute_metrics_fn(task: TaskSpec):
+class EvalOutputs(TrainerCallback):
+    """Every split's per-example outputs (head outputs, labels) of the latest evaluation: after training, the final
+    epoch's. The metrics function hands them over; ``on_evaluate``, which follows it for the same split, files them
+    under the split its metrics name."""
+
+    def __init__(self, eval_keys: list[str]) -> None:
+        self.eval_keys = eval_keys
+        self.pending: tuple[np.ndarray, np.ndarray] | None = None
+        self.by_split: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def keep(self, outputs: np.ndarray, labels: np.ndarray) -> None:
+        self.pending = (outputs, labels)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # the longest matching key: "eval_validation_" is also a prefix of "eval_validation_matched_..."
+        named = [k for k in self.eval_keys if any(m.startswith(f"eval_{k}_") for m in metrics or {})]
+        if named and self.pending is not None:
+            self.by_split[max(named, key=len)] = self.pending
+        self.pending = None
+
+
+def compute_metrics_fn(task: TaskSpec, outputs: EvalOutputs | None = None):
     def compute(prediction: EvalPrediction) -> dict[str, float]:
         preds = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return metrics.compute(task.metrics, np.asarray(preds), np.asarray(prediction.label_ids))
+        preds, labels = np.asarray(preds), np.asarray(prediction.label_ids)
+        if outputs is not None:
+            outputs.keep(preds, labels)
+        return metrics.compute(task.metrics, preds, labels)
 
     return compute
 
@@ -235,9 +259,11 @@ def fit(
     settings: FitSettings,
     collate=None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``).
-    ``collate`` batches the rows (default: padding to the batch's longest sequence)."""
+    """Train and evaluate after every epoch; returns (per-epoch history, the Trainer's train metrics + ``warnings``
+    + ``outputs``: each split's head outputs and labels at the final epoch's evaluation). ``collate`` batches the
+    rows (default: padding to the batch's longest sequence)."""
     monitors = Monitors.build(settings, list(eval_datasets))
+    outputs = EvalOutputs(list(eval_datasets))
     trainer = FiniteLossTrainer(
         model=model,
         args=monitors.args,
@@ -245,9 +271,9 @@ def fit(
         eval_dataset=dict(eval_datasets),
         data_collator=collate or DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=compute_metrics_fn(task),
-        callbacks=monitors.callbacks,
+        compute_metrics=compute_metrics_fn(task, outputs),
+        callbacks=[*monitors.callbacks, outputs],
         optimizer_cls_and_kwargs=monitors.optimizer,
     )
     result = trainer.train()
-    return monitors.history.history(), monitors.train_metrics(result.metrics)
+    return monitors.history.history(), {**monitors.train_metrics(result.metrics), "outputs": outputs.by_split}

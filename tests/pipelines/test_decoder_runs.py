@@ -14,9 +14,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from beft import predictions, records
 from beft.data import prompts, sources
 from beft.pipelines import pipeline_for
 from beft.spec import RunSpec
+from beft.training import metrics
 from tests.conftest import FIXTURE_DATA, REPO, run_config
 
 LAYERS, KV_WIDTH = 30, 3 * 64  # SmolLM2-135M: 30 layers, 3 key/value heads of 64
@@ -124,6 +126,11 @@ def test_squad_bv_generates_and_records_f1(compose_cfg, squad_dir, decoder_cache
     assert record["data"]["num_train"] == 4 and record["data"]["train_rows"] == 6
     assert record["data"]["eval_rows"] == {"validation": 4}
     assert record["config"]["data"]["max_length"] == 128  # prompts cut to 78 tokens: 50 new ones fit
+    folder = records.run_folder(record["config"]["results_dir"], record["run"]["name"], record["run"]["variant"])
+    rows = predictions.read(folder, record["predictions"]["validation"])  # the generated answers, with every gold one
+    assert len(rows) == 4 and all(r["text"] == r["prediction"] and r["gold"] for r in rows)
+    f1 = metrics.mean_over(metrics.token_f1, [r["text"] for r in rows], [r["gold"] for r in rows])
+    assert f1 == final["f1"]
 
 
 @pytest.mark.slow

@@ -39,3 +39,14 @@ def test_a_job_whose_folder_does_not_resolve_is_launched(tmp_path):
     cfg = sweep_config(tmp_path, "task=cb")
     cfg.results_dir = "${oc.env:BEFT_NO_SUCH_VARIABLE}"
     assert skip.finished_record(cfg) is None  # the job itself reports the error
+
+
+def test_a_bias_auto_job_is_looked_up_in_the_beft_auto_folder(tmp_path):
+    """``-m bias=auto seed=0,1,2`` skips each seed's finished auto run; another approach is a variant of it."""
+    for seed in (0, 1):
+        cfg = sweep_config(tmp_path, "task=sst2", "bias=auto", f"seed={seed}")
+        assert skip.job_folder(cfg) == tmp_path / "minilm" / "sst2" / "low" / "beft-auto" / f"seed={seed}"
+    write_record(tmp_path / "minilm" / "sst2" / "low" / "beft-auto" / "seed=0", {"status": "completed"})
+    assert skip.finished_record(sweep_config(tmp_path, "task=sst2", "bias=auto", "seed=0")) is not None
+    other = sweep_config(tmp_path, "task=sst2", "bias=auto", "bias.approach=fisher")
+    assert skip.job_folder(other).name == "seed=0__bias.approach=fisher" and skip.finished_record(other) is None
