@@ -234,7 +234,7 @@ def test_encoders_evaluate_num_eval_examples_drawn_with_the_seed(compose_cfg, da
     drawn = np.random.RandomState(3).permutation(len(validation))[:10].tolist()
     assert len(data.eval["validation"]) == 10
     assert data.eval["validation"]["label"] == [validation[i]["label"] for i in drawn]
-    assert decoder._eval_subset(validation, 10, 3)["label"] == data.eval["validation"]["label"]
+    assert validation.select(decoder._eval_positions(validation, 10, 3))["label"] == data.eval["validation"]["label"]
 
 
 @pytest.mark.slow  # trains MiniLM for one epoch on 16 examples
