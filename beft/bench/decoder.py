@@ -27,18 +27,18 @@ WAYS = {"per_candidate": False, "shared_prefix": True}  # name -> decoder.shared
 def _rows(spec, tokenizer) -> dict[str, list[dict]]:
     """The first training batch and the first evaluation batch of the run's subsets, as prompt rows."""
     from beft.data import prompts, regimes, sources
-    from beft.pipelines.decoder import _eval_subset
 
     data, task = spec.data, spec.task
     splits = sources.load_splits(task, data.dir)
     train_size = int(spec.trainer_args["per_device_train_batch_size"])
     eval_size = int(spec.trainer_args["per_device_eval_batch_size"])
     train = splits["train"].select(regimes.subset_indices(len(splits["train"]), data.num_train, spec.seed)[:train_size])
-    evals = _eval_subset(splits[next(iter(task.eval_splits.values()))], data.num_eval, spec.seed)
-    evals = evals.select(range(min(eval_size, len(evals))))
+    split = splits[next(iter(task.eval_splits.values()))]
+    evals = split.select(regimes.eval_indices(len(split), data.num_eval, spec.seed)[:eval_size])
 
     def encode(ds):
-        rows = prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir)
+        bos = spec.model.get("bos_token_id")
+        rows = prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir, bos)
         return [rows[i] for i in range(len(rows))]
 
     return {"train": encode(train), "eval": encode(evals)}
