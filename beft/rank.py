@@ -134,10 +134,10 @@ def rank_from_config(cfg: DictConfig) -> tuple[RunSpec, RankingRecord]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="rank")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig):
     result = guarded(rank_from_config, cfg, log)
-    if result is None:
-        return
+    if not isinstance(result, tuple):  # skipped (None) or failed in a sweep (FailedJob: the sweep's summary lists it)
+        return result
     spec, record = result
     target = f"b_{record.target} (magnitude+angle)" if record.target else "none (no magnitude+angle score)"
     lines = [f"\n{spec.rank.name}: target bias {target}"]

@@ -15,14 +15,14 @@ sweeps.setup()  # the beft_variant resolver of the run folders; quiet schema mat
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig):
     # imported here, by the job: a sweep's launching process (which submits jobs, or skips finished ones) never
     # loads torch and transformers, so a rerun of a finished sweep takes a second
     from beft.sweeps.guard import guarded
 
     result = guarded(run_from_config, cfg, log)
-    if result is None:
-        return None
+    if not isinstance(result, tuple):  # skipped (None) or failed in a sweep (FailedJob: the sweep's summary lists it)
+        return result
     spec, record = result
     score, params = record.score, record.params
     print(

@@ -16,6 +16,8 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
+from beft.sweeps import faults
+
 log = logging.getLogger(__name__)
 
 # squeue states after which a job never runs again (PREEMPTED is not one: a preempted job may be requeued)
@@ -38,16 +40,20 @@ def collect(
             )
         else:
             try:
-                returns.append(job.results()[0])
-                continue
+                ret = job.results()[0]
             except Exception as err:  # the job raised outside beft's guard, or never produced a result
                 error = err
+            else:
+                if not isinstance(ret._return_value, faults.FailedJob):
+                    returns.append(ret)
+                    continue
+                error = faults.JobsFailed(ret._return_value.reason)  # beft's guard logged it in the job and went on
         first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
         failures.append(f"{' '.join(filter_overrides(job_overrides[i]))}: {first_line}")
         returns.append(JobReturn(overrides=list(job_overrides[i]), status=JobStatus.FAILED, _return_value=error))
     if failures:
         log.error(
-            "%d of %d jobs did not finish; rerunning the sweep launches only them:\n  %s",
+            "%d of %d jobs failed or did not finish; rerunning the sweep launches only them:\n  %s",
             len(failures),
             len(jobs),
             "\n  ".join(failures),

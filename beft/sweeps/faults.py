@@ -13,6 +13,7 @@ never replaced, and runs treat ``SystemExit`` and ``KeyboardInterrupt`` like ``T
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -30,6 +31,13 @@ INTERRUPT_EXIT_CODE = 128 + signal.SIGINT  # Ctrl-C: the same clean stop as SIGT
 
 class JobsFailed(RuntimeError):
     """Jobs of a local sweep failed (each was logged and the sweep went on): the sweep ends with exit code 1."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedJob:
+    """A sweep job's return value when beft's guard logged its failure and went on (picklable: submitit returns it)."""
+
+    reason: str
 
 
 FAILED_JOBS: list[str] = []  # "<overrides>: <reason>" of every job of this process's sweep that failed

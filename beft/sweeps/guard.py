@@ -4,7 +4,8 @@ Single run: bad input (``BeftError``) -> a one-line message and exit code 2; a N
 and exit code 1 (the record says failed); SIGTERM -> no record, exit code 143; Ctrl-C -> no record, exit code 130;
 a run another live job holds -> skipped; other errors propagate.
 Sweep (``-m``): any failure is logged and the sweep goes on with the next job; the failed job's record says why,
-and a rerun of the sweep redoes it. A local sweep with failed jobs ends with their list and exit code 1.
+and a rerun of the sweep redoes it. A sweep with failed jobs (local, submitit or SLURM) ends with their list and exit
+code 1.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def in_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger) -> T | None:
+def guarded(fn: Callable[[DictConfig], T], cfg: DictConfig, log: logging.Logger) -> T | faults.FailedJob | None:
     try:
         with faults.terminate_as_exception():  # SIGTERM -> Terminated: no record, exit 143 (beft/sweeps/faults.py)
             return fn(cfg)
@@ -73,8 +74,9 @@ def _drop_new_run_folder() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _failed_in_sweep(err: BaseException) -> None:
-    """Note the failed job for the sweep's closing summary (a local sweep then exits 1); the sweep goes on."""
+def _failed_in_sweep(err: BaseException) -> faults.FailedJob:
+    """Note the failed job for the sweep's closing summary (the sweep then exits 1); the sweep goes on. The return
+    value tells a submitit/SLURM sweep, whose jobs run in other processes, the same."""
     overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else "?"
     faults.FAILED_JOBS.append(f"{overrides}: {faults.one_line(err)}")
-    return None
+    return faults.FailedJob(faults.one_line(err))

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
 
-from beft.sweeps import collect
+from beft.sweeps import collect, faults
 
 
 class FakeJob:
@@ -52,7 +52,7 @@ def test_local_jobs_are_collected_in_order_and_a_failed_one_is_reported(tmp_path
         returns = collect.collect(jobs, [["bias=v"], ["bias=q"]], slurm=False, poll_s=0)
     assert returns[0] is ok and returns[1].status == JobStatus.FAILED
     assert isinstance(returns[1]._return_value, ValueError)
-    assert "1 of 2 jobs did not finish" in caplog.text and "bias=q: bad job" in caplog.text
+    assert "1 of 2 jobs failed or did not finish" in caplog.text and "bias=q: bad job" in caplog.text
 
 
 def test_a_slurm_job_gone_without_a_result_is_reported_after_its_grace(tmp_path, monkeypatch, caplog):
@@ -97,3 +97,15 @@ def test_slurm_states_reads_squeue(monkeypatch, run, expected):
     monkeypatch.setattr(subprocess, "run", fake_run)
     assert collect.slurm_states(["12_0", "12_1"]) == expected
     assert calls[0][-2:] == ["--jobs", "12"]  # one query for the array, every element listed (--array)
+
+
+def test_a_job_the_guard_logged_as_failed_fails_the_sweep(tmp_path, caplog):
+    """A submitit/SLURM job whose run failed inside beft's guard returns normally; the sweep still reports it."""
+    ok = JobReturn(overrides=["bias=v"], status=JobStatus.COMPLETED, _return_value=0.5)
+    failed = JobReturn(overrides=["bias=q"], status=JobStatus.COMPLETED, _return_value=faults.FailedJob("bad row 3"))
+    jobs = [FakeJob(tmp_path, "1", ok), FakeJob(tmp_path, "2", failed)]
+    with caplog.at_level(logging.ERROR):
+        returns = collect.collect(jobs, [["bias=v"], ["bias=q"]], slurm=False, poll_s=0)
+    assert returns[0] is ok and returns[1].status == JobStatus.FAILED
+    assert isinstance(returns[1]._return_value, faults.JobsFailed)
+    assert "1 of 2 jobs failed or did not finish" in caplog.text and "bias=q: bad row 3" in caplog.text
