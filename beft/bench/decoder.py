@@ -57,10 +57,15 @@ def _train_step(model: nn.Module, batch, optimizer: torch.optim.Optimizer) -> No
 
 
 def _eval_step(model: nn.Module, batch) -> torch.Tensor:
+    """As a run's evaluation scores candidates (``decoder.evaluate_candidates``): eval mode, no gradients."""
     from beft.training import decoder
 
-    with torch.inference_mode():
-        return decoder.candidate_scores(model, batch)
+    model.eval()
+    try:
+        with torch.no_grad():
+            return decoder.candidate_scores(model, batch)
+    finally:
+        model.train()
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> float:
