@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from numbers import Real
 from pathlib import Path
@@ -86,8 +87,7 @@ def _close(key: str, valid: Iterable[str]) -> str:
 def check_known_keys(config: Mapping[str, Any]) -> None:
     """No setting a run would silently ignore: an unknown key added with ``+`` (``+data.num_trian=16``) is named with
     the valid keys of its group. Top-level keys are those of the entry configs and the config groups."""
-    top = {key for name in ENTRY_CONFIGS for key in OmegaConf.load(CONF_DIR / name)} - {"defaults"}
-    top |= {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra"} | _global_package_keys()
+    top = top_level_keys()
     for key in config:
         if key not in top:
             raise ConfigError(f"{key} is not a setting{_close(key, top)} (valid top-level keys: {sorted(top)})")
@@ -99,13 +99,16 @@ def check_known_keys(config: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{group}.{key} is not a {group} setting{_close(key, valid)} (valid: {valid})")
 
 
-def _global_package_keys() -> set[str]:
-    """Top-level keys that group files in Hydra's ``_global_`` package set (conf/pipeline/decoder.yaml: ``decoder``)."""
-    keys: set[str] = set()
+@functools.cache
+def top_level_keys() -> frozenset[str]:
+    """The settings a run reads at the top level: the entry configs' keys, the config groups, and the keys that group
+    files in Hydra's ``_global_`` package set (conf/pipeline/decoder.yaml: ``decoder``). Read from conf/ once."""
+    keys = {key for name in ENTRY_CONFIGS for key in OmegaConf.load(CONF_DIR / name)}
+    keys |= {p.name for p in CONF_DIR.iterdir() if p.is_dir()} | {"hydra"}
     for path in CONF_DIR.glob("*/**/*.yaml"):
         if path.read_text().startswith("# @package _global_"):
             keys |= set(OmegaConf.load(path) or {})
-    return keys - {"defaults"}
+    return frozenset(keys - {"defaults"})
 
 
 def check_results_dir(results_dir: str | Path) -> None:

@@ -52,7 +52,7 @@ class DecoderPipeline(Pipeline):
         num_demos = int(spec.method.get("num_demos") or 0)
         evals, ids = {}, {}
         for key, split in task.eval_splits.items():
-            positions = _eval_positions(splits[split], data.num_eval, spec.seed)
+            positions = regimes.eval_indices(len(splits[split]), data.num_eval, spec.seed)
             ds, ids[key] = splits[split].select(positions), predictions.example_ids(splits[split], positions)
             evals[key] = (
                 prompts.icl_split(
@@ -83,10 +83,6 @@ class DecoderPipeline(Pipeline):
         generation = task.task_kind == "generation"
         rows, gold = (predictions.generation_rows, "answers") if generation else (predictions.candidate_rows, "gold")
         return {key: rows(data.eval_ids[key], values, data.eval[key][gold]) for key, values in outputs.items()}
-
-
-def _eval_positions(ds, num_eval: int | None, seed: int) -> list[int]:
-    return regimes.eval_indices(len(ds), num_eval, seed)
 
 
 def _with_gold(rows):

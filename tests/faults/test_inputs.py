@@ -223,8 +223,8 @@ def test_encoders_evaluate_num_eval_examples_drawn_with_the_seed(compose_cfg, da
     import numpy as np
     from transformers import AutoTokenizer
 
-    from beft.data import sources
-    from beft.pipelines import decoder, pipeline_for
+    from beft.data import regimes, sources
+    from beft.pipelines import pipeline_for
 
     spec = RunSpec.from_config(compose_cfg(f"data.dir={data_dir}", "task=cb", "data.num_eval=10", "seed=3"), False)
     splits = sources.load_splits(spec.task, spec.data.dir)
@@ -234,7 +234,7 @@ def test_encoders_evaluate_num_eval_examples_drawn_with_the_seed(compose_cfg, da
     drawn = np.random.RandomState(3).permutation(len(validation))[:10].tolist()
     assert len(data.eval["validation"]) == 10
     assert data.eval["validation"]["label"] == [validation[i]["label"] for i in drawn]
-    assert validation.select(decoder._eval_positions(validation, 10, 3))["label"] == data.eval["validation"]["label"]
+    assert validation.select(regimes.eval_indices(len(validation), 10, 3))["label"] == data.eval["validation"]["label"]
 
 
 @pytest.mark.slow  # trains MiniLM for one epoch on 16 examples
