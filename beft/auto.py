@@ -13,19 +13,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from beft import rank, records
+from beft import CONF_DIR, rank, records
 from beft.errors import BeftError
 from beft.importance import CANDIDATES
 from beft.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 RANK_KEYS = ("method", "bias", "rank", "run_name")  # what conf/rank.yaml sets beyond the run's own settings
 _OWN_KEYS = re.compile(r"^[+~]*(bias|method)(\.|=)")  # overrides of the auto run that the ranking does not share
 

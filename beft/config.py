@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from beft import importance
+from beft import CONF_DIR, importance
 from beft.data import prompts, sources
 from beft.data.features import PADDING_MODES
 from beft.errors import ConfigError
@@ -25,7 +25,6 @@ from beft.models import loading, methods, targets
 from beft.pipelines import PIPELINES, Pipeline, pipeline_for
 from beft.spec import AUTO_BIAS, DataSpec, RankSpec, RunSpec
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_CONFIGS = ("base.yaml", "train.yaml", "rank.yaml")  # the top-level keys a run reads are defined here
 SET_BY_THE_RUN = {  # TrainingArguments keywords a run sets itself, and where to set them instead
     "output_dir": "the run folder's trainer/ (results_dir)",

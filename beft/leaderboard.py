@@ -16,10 +16,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from beft import atomic
+from beft import CONF_DIR, atomic
 from beft.data.tasks import TaskSpec
 from beft.errors import BeftError
-from beft.report.names import CONF_DIR
 
 FORMATS = (".tsv", ".jsonl")  # GLUE's, SuperGLUE's
 

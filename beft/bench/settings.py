@@ -14,11 +14,11 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from beft import CONF_DIR
 from beft.errors import ConfigError
 from beft.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[2]
-CONF_DIR = REPO / "conf"
 BENCH_CONF = CONF_DIR / "bench.yaml"
 OPS = ("<=", ">=")
 

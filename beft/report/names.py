@@ -8,14 +8,13 @@ evaluation split it reports (MNLI-m and MNLI-mm are the matched and mismatched s
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from beft import CONF_DIR
 from beft.data.tasks import TaskSpec
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BIASES = ("v", "q", "k")  # the attention biases BEFT compares (paper §3), in the paper's order
 
 
