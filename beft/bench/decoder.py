@@ -1,11 +1,19 @@
 """The decoder section: candidate scoring per candidate vs with the shared prefix (``decoder.shared_prefix``).
 
-One model (conf/bench.yaml ``decoder.overrides``, SmolLM2 by default), loaded once; per task, the first training batch
-and the first evaluation batch of the run's own subsets (real prompts from the task files), each batched both ways.
+One model (conf/bench.yaml ``decoder.overrides``, SmolLM2 by default), loaded once; per task, three batches of the
+run's own subsets (real prompts from the task files), each batched both ways:
+
+- ``step``: the examples of one optimizer step (micro-batch x gradient accumulation) as one batch, the training step
+  the targets are about (the work a step does, whatever the split);
+- ``micro``: a run's micro-batch, the first examples of the step, when the run splits the step (CB: 8 of 1);
+- ``eval``: the first evaluation batch.
+
 A training step is the classification objective's forward and backward and an AdamW step of the trained biases; an
-evaluation step scores every candidate without gradients. The two ways run interleaved, one step each per round, so
-that load from other processes hits both alike; the ratios are per-candidate time / shared-prefix time. Memory is
-the peak of one training step, measured as the step table measures it (``beft.bench.memory``).
+evaluation step scores every candidate without gradients. Beside each, the same model runs the same token ids as a
+plain causal batch (no block mask, no packing): per-candidate plain time / shared-prefix plain time is the speed-up
+that running fewer tokens alone allows on this machine (``bound``), against which the measured one can be read. The
+ways run interleaved, one step each per round, so that load from other processes hits all alike. Memory is the peak
+of one ``step`` training step, measured as the step table measures it (``beft.bench.memory``).
 """
 
 from __future__ import annotations
@@ -22,26 +30,33 @@ from beft.bench import memory, settings
 from beft.bench.steps import sync
 
 WAYS = {"per_candidate": False, "shared_prefix": True}  # name -> decoder.shared_prefix
+TRAINING = ("step", "micro")  # the batches that time a training step; ``eval`` times evaluation
 
 
 def _rows(spec, tokenizer) -> dict[str, list[dict]]:
-    """The first training batch and the first evaluation batch of the run's subsets, as prompt rows."""
+    """One optimizer step's training examples, a run's micro-batch of them and the first evaluation batch, as prompt
+    rows (``micro`` only when the run splits the step into several micro-batches)."""
     from beft.data import prompts, regimes, sources
 
-    data, task = spec.data, spec.task
+    data, task, args = spec.data, spec.task, spec.trainer_args
     splits = sources.load_splits(task, data.dir)
-    train_size = int(spec.trainer_args["per_device_train_batch_size"])
-    eval_size = int(spec.trainer_args["per_device_eval_batch_size"])
-    train = splits["train"].select(regimes.subset_indices(len(splits["train"]), data.num_train, spec.seed)[:train_size])
+    micro = int(args["per_device_train_batch_size"])
+    step = micro * int(args.get("gradient_accumulation_steps", 1))
+    train = splits["train"].select(regimes.subset_indices(len(splits["train"]), data.num_train, spec.seed)[:step])
     split = splits[next(iter(task.eval_splits.values()))]
-    evals = split.select(regimes.eval_indices(len(split), data.num_eval, spec.seed)[:eval_size])
+    evals = split.select(
+        regimes.eval_indices(len(split), data.num_eval, spec.seed)[: args["per_device_eval_batch_size"]]
+    )
 
     def encode(ds):
         bos = spec.model.get("bos_token_id")
         rows = prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir, bos)
         return [rows[i] for i in range(len(rows))]
 
-    return {"train": encode(train), "eval": encode(evals)}
+    rows = {"step": encode(train), "eval": encode(evals)}
+    if micro < step:
+        rows["micro"] = rows["step"][:micro]
+    return rows
 
 
 def _to(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -68,6 +83,20 @@ def _eval_step(model: nn.Module, batch) -> torch.Tensor:
         model.train()
 
 
+def _plain_step(model: nn.Module, ids: torch.Tensor, train: bool) -> None:
+    """The same token ids as one plain causal batch: what the tokens alone cost, with nothing of either way's masks."""
+    if not train:
+        model.eval()
+    try:
+        with torch.set_grad_enabled(train):
+            logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
+            if train:
+                logits.float().logsumexp(-1).sum().backward()
+    finally:
+        model.train()
+    model.zero_grad(set_to_none=True)
+
+
 def _timed(fn: Callable[[], Any], device: torch.device) -> float:
     sync(device)
     t0 = time.perf_counter()
@@ -90,10 +119,10 @@ def _peak(model: nn.Module, fn: Callable[[], Any], device: torch.device) -> int:
     return int(tracker.peak)
 
 
-def measure_task(task: str, steps: int, warmup: int, device: torch.device, log) -> dict[str, Any]:
-    """One task's rows: median step times both ways, their ratios, peak memory and the scores' largest difference."""
+def _load(task: str, device: torch.device):
+    """The section's spec, model (trained biases as the run's method selects them), tokenizer, weights' source and
+    the trained parameters."""
     from beft.models import loading, methods, targets
-    from beft.training import decoder
 
     spec = settings.train_spec(f"task={task}", *settings.load().decoder.overrides, checked=True)
     torch.manual_seed(spec.seed)
@@ -101,53 +130,72 @@ def measure_task(task: str, steps: int, warmup: int, device: torch.device, log) 
     if spec.model.get("add_bias"):
         targets.add_biases(model, spec.bias["roles"])
     params = methods.apply_method(model, dict(spec.method), dict(spec.bias), seed=spec.seed).params
-    model.to(device).train()
+    return spec, model.to(device).train(), tokenizer, source, params
+
+
+def _median_times(steps: dict[tuple[str, str], Callable[[], Any]], rounds: int, warmup: int, device) -> dict:
+    """Median seconds of every step, run interleaved (one each per round) after ``warmup`` untimed rounds."""
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    for round_ in range(warmup + rounds):
+        for key, fn in steps.items():
+            seconds = _timed(fn, device)
+            if round_ >= warmup:
+                times[key].append(seconds)
+    return {key: statistics.median(v) for key, v in times.items()}
+
+
+def measure_task(task: str, steps: int, warmup: int, device: torch.device, log) -> dict[str, Any]:
+    """One task's row: per batch, median step times both ways (and plain), the speed-ups and their bound; peak
+    memory of a training step and the scores' largest difference."""
+    from beft.training import decoder
+
+    spec, model, tokenizer, source, params = _load(task, device)
     rows = _rows(spec, tokenizer)
     batches = {
-        (split, way): _to(decoder.collator(tokenizer.pad_token_id, False, shared)(rows[split]), device)
-        for split in rows
+        (name, way): _to(decoder.collator(tokenizer.pad_token_id, False, shared)(rows[name]), device)
+        for name in rows
         for way, shared in WAYS.items()
     }
     optimizer = torch.optim.AdamW(params, lr=0.0)  # timing only: lr 0 leaves the weights as loaded
-    runs = {
-        "train": lambda b: _train_step(model, b, optimizer),
-        "eval": lambda b: _eval_step(model, b),
-    }
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in batches}
-    for round_ in range(warmup + steps):
-        for split, way in batches:
-            seconds = _timed(lambda s=split, w=way: runs[s](batches[(s, w)]), device)
-            if round_ >= warmup:
-                times[(split, way)].append(seconds)
-    peaks = {way: _peak(model, lambda w=way: runs["train"](batches[("train", w)]), device) for way in WAYS}
-    model.eval()
+
+    def run(name: str, way: str) -> Callable[[], Any]:
+        batch = batches[(name, way)]
+        return (
+            (lambda: _train_step(model, batch, optimizer)) if name in TRAINING else (lambda: _eval_step(model, batch))
+        )
+
+    def plain(name: str, way: str) -> Callable[[], Any]:
+        return lambda: _plain_step(model, batches[(name, way)]["input_ids"], name in TRAINING)
+
+    timed = {key: run(*key) for key in batches} | {(n, f"plain_{w}"): plain(n, w) for n, w in batches}
+    median = _median_times(timed, steps, warmup, device)
+    peaks = {way: _peak(model, run("step", way), device) for way in WAYS}
     scores = {way: _eval_step(model, batches[("eval", way)]) for way in WAYS}
-    median = {key: statistics.median(v) for key, v in times.items()}
     result = {
         "task": task,
         "model": spec.model["name"],
         "model_source": source,
-        "train_batch": _shape(rows["train"], batches, "train"),
-        "eval_batch": _shape(rows["eval"], batches, "eval"),
-        "median_s": {f"{split}_{way}": round(v, 4) for (split, way), v in median.items()},
-        "train_speedup": median[("train", "per_candidate")] / median[("train", "shared_prefix")],
-        "eval_speedup": median[("eval", "per_candidate")] / median[("eval", "shared_prefix")],
+        "batches": {name: _batch_row(name, rows[name], batches, median) for name in rows},
         "train_peak_mb": {way: round(b / 2**20, 1) for way, b in peaks.items()},
         "max_score_difference": float((scores["per_candidate"] - scores["shared_prefix"]).abs().max()),
     }
-    log(
-        f"  decoder {task}: train x{result['train_speedup']:.2f}, eval x{result['eval_speedup']:.2f}, "
-        f"peak {result['train_peak_mb']} MiB, scores differ by {result['max_score_difference']:.1e}"
-    )
+    result["train_speedup"] = result["batches"]["step"]["speedup"]
+    result["eval_speedup"] = result["batches"]["eval"]["speedup"]
+    speedups = ", ".join(f"{n} x{b['speedup']:.2f} (bound x{b['bound']:.2f})" for n, b in result["batches"].items())
+    log(f"  decoder {task}: {speedups}; peak {result['train_peak_mb']} MiB, scores differ by "
+        f"{result['max_score_difference']:.1e}")  # fmt: skip
     return result
 
 
-def _shape(rows: Sequence[Mapping[str, Any]], batches, split: str) -> dict[str, Any]:
+def _batch_row(name: str, rows: Sequence[Mapping[str, Any]], batches, median) -> dict[str, Any]:
+    seconds = {way: median[(name, way)] for way in WAYS} | {f"plain_{w}": median[(name, f"plain_{w}")] for w in WAYS}
     return {
         "examples": len(rows),
         "candidates": sum(len(r["input_ids"]) for r in rows),
-        "per_candidate_tokens": list(batches[(split, "per_candidate")]["input_ids"].shape),
-        "shared_prefix_tokens": list(batches[(split, "shared_prefix")]["input_ids"].shape),
+        "tokens": {way: list(batches[(name, way)]["input_ids"].shape) for way in WAYS},
+        "median_s": {k: round(v, 4) for k, v in seconds.items()},
+        "speedup": seconds["per_candidate"] / seconds["shared_prefix"],
+        "bound": seconds["plain_per_candidate"] / seconds["plain_shared_prefix"],
     }
 
 
@@ -173,28 +221,37 @@ def task_value(task: str, key: str) -> Callable[[Mapping[str, Any]], float | Non
     return value
 
 
+BATCH_LABELS = {"step": "train, one optimizer step", "micro": "train, a run's micro-batch", "eval": "evaluation"}
+
+
 def markdown(section: Mapping[str, Any]) -> list[str]:
     lines = [
         "",
         f"## Decoder candidate scoring: per candidate vs shared prefix ({section['tasks'][0]['model']})",
         "",
-        f"Overrides {' '.join(section['overrides'])}; the first training and evaluation batch of each task's own "
-        f"subsets; median of {section['steps']} steps after {section['warmup']} warm-up rounds, interleaved. Train = "
-        "classification objective forward + backward + AdamW step; eval = every candidate's score, no gradients. "
-        "Speed-up = per-candidate time / shared-prefix time. Peak memory: one training step.",
+        f"Overrides {' '.join(section['overrides'])}; batches of each task's own subsets: one optimizer step's "
+        "training examples as one batch, a run's micro-batch of them where the run splits the step, and the first "
+        f"evaluation batch. Median of {section['steps']} steps after {section['warmup']} warm-up rounds, interleaved. "
+        "Train = classification objective forward + backward + AdamW step; evaluation = every candidate's score, no "
+        "gradients. Speed-up = per-candidate time / shared-prefix time; bound = the same ratio for the same token ids "
+        "run as plain causal batches (what running fewer tokens alone gives on this machine).",
         "",
-        "| task | examples (candidates) | tokens per batch, per candidate / shared | train (s) per cand. / shared "
-        "| train speed-up | eval (s) per cand. / shared | eval speed-up | peak MiB per cand. / shared "
-        "| max score diff. |",
-        "|---|---:|---|---|---:|---|---:|---|---:|",
+        "| task | batch | examples (candidates) | tokens, per candidate / shared | seconds, per candidate / shared "
+        "| speed-up | bound |",
+        "|---|---|---:|---|---|---:|---:|",
     ]
     for r in section["tasks"]:
-        tb, m, p = r["train_batch"], r["median_s"], r["train_peak_mb"]
-        lines.append(
-            f"| {r['task']} | {tb['examples']} ({tb['candidates']}) | "
-            f"{'x'.join(map(str, tb['per_candidate_tokens']))} / {'x'.join(map(str, tb['shared_prefix_tokens']))} | "
-            f"{m['train_per_candidate']:.3f} / {m['train_shared_prefix']:.3f} | {r['train_speedup']:.2f} | "
-            f"{m['eval_per_candidate']:.3f} / {m['eval_shared_prefix']:.3f} | {r['eval_speedup']:.2f} | "
-            f"{p['per_candidate']:.0f} / {p['shared_prefix']:.0f} | {r['max_score_difference']:.1e} |"
-        )
+        for name, b in r["batches"].items():
+            tokens, m = b["tokens"], b["median_s"]
+            lines.append(
+                f"| {r['task']} | {BATCH_LABELS[name]} | {b['examples']} ({b['candidates']}) | "
+                f"{'x'.join(map(str, tokens['per_candidate']))} / {'x'.join(map(str, tokens['shared_prefix']))} | "
+                f"{m['per_candidate']:.3f} / {m['shared_prefix']:.3f} | {b['speedup']:.2f} | {b['bound']:.2f} |"
+            )
+    lines += ["", "| task | peak MiB of an optimizer step's batch, per candidate / shared | max score difference |",
+              "|---|---|---:|"]  # fmt: skip
+    for r in section["tasks"]:
+        p = r["train_peak_mb"]
+        lines.append(f"| {r['task']} | {p['per_candidate']:.0f} / {p['shared_prefix']:.0f} | "
+                     f"{r['max_score_difference']:.1e} |")  # fmt: skip
     return lines

@@ -1,17 +1,19 @@
 """Candidate scoring with each example's prompt run once (``decoder.shared_prefix``, docs/architecture.md).
 
-The candidates of an example share their leading tokens (the prompt) and differ in their last few (the option). One
-packed sequence per example holds the shared tokens once, then every candidate's remaining tokens; a block attention
-mask lets each candidate's tokens see the shared tokens and, causally, its own tokens only, and position ids continue
-the shared tokens' positions in every candidate. Every candidate token so sees exactly the context and position it has
-in the candidate's own sequence, so the option log-probabilities are those of the per-candidate path
-(``beft.training.decoder.CandidateCollator``), with the shared tokens computed once instead of once per candidate.
-Batches are padded on the left to a multiple of 8, as there.
+The candidates of an example share their leading tokens (the prompt) and differ in their last few (the option). An
+example's pack holds the shared tokens once, then every candidate's remaining tokens; position ids continue the shared
+tokens' positions in every candidate. Packs are laid side by side in rows as wide as the batch's longest pack (first
+fit, longest first), so that short examples fill the room that padding would take. A block attention mask lets each
+token see, causally, the shared tokens of its own example and its own candidate's tokens only. Every candidate token
+so sees exactly the context and position it has in the candidate's own sequence, and the option log-probabilities are
+those of the per-candidate path (``beft.training.decoder.CandidateCollator``), with the shared tokens computed once
+instead of once per candidate. Rows are padded on the left to a multiple of 8, as there.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,8 +55,24 @@ def pack_example(seqs: Sequence[Sequence[int]], option_lens: Sequence[int]) -> d
             "candidate": candidate}  # fmt: skip
 
 
+def fill_rows(lengths: Sequence[int], width: int) -> list[list[int]]:
+    """The packs (indices into ``lengths``) of each row: first fit, longest first, into rows of ``width`` tokens."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((r for r, free in enumerate(room) if free >= lengths[i]), len(rows))
+        if row == len(rows):
+            rows.append([])
+            room.append(width)
+        rows[row].append(i)
+        room[row] -= lengths[i]
+    return rows
+
+
 class SharedPrefixCollator:
-    """Rows (``beft.data.prompts``) -> one packed, left-padded sequence per example with all its candidates."""
+    """Rows (``beft.data.prompts``) -> the examples' packs in rows, left-padded, with what scoring needs: per token
+    its example and segment, per option token the packed row and column that predicts it; the columns whose logits
+    are needed (``kept_cols``) and where each option token's column is among them (``target_kept``)."""
 
     def __init__(self, pad_id: int, multiple: int = 8) -> None:
         self.pad_id = pad_id
@@ -62,29 +80,37 @@ class SharedPrefixCollator:
 
     def __call__(self, rows: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         packs = [pack_example(row["input_ids"], row["option_len"]) for row in rows]
-        width = -(-max(len(p["ids"]) for p in packs) // self.multiple) * self.multiple
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        segments = torch.full((len(rows), width), PAD_SEGMENT, dtype=torch.long)
-        positions = torch.zeros((len(rows), width), dtype=torch.long)
-        rows_t, cols, targets, owners, offset = [], [], [], [], 0
-        for b, p in enumerate(packs):
-            left = width - len(p["ids"])
-            ids[b, left:] = torch.as_tensor(p["ids"])
-            segments[b, left:] = torch.as_tensor(p["segments"])
-            positions[b, left:] = torch.as_tensor(p["positions"])
-            rows_t += [b] * len(p["source"])
-            cols += [left + s for s in p["source"]]
-            targets += p["target"]
-            owners += [offset + c for c in p["candidate"]]
-            offset += len(rows[b]["input_ids"])
+        lengths = [len(p["ids"]) for p in packs]
+        width = -(-max(lengths) // self.multiple) * self.multiple
+        layout = fill_rows(lengths, width)
+        shape = (len(layout), width)
+        ids = torch.full(shape, self.pad_id, dtype=torch.long)
+        examples, segments = torch.full(shape, PAD_SEGMENT), torch.full(shape, PAD_SEGMENT)
+        positions = torch.zeros(shape, dtype=torch.long)
+        first_candidate = [0, *itertools.accumulate(len(row["input_ids"]) for row in rows)]
+        targets: list[tuple[int, int, int, int]] = []  # (candidate, row, column, token), by candidate at the end
+        for r, members in enumerate(layout):
+            col = width - sum(lengths[i] for i in members)
+            for i in members:
+                p, span = packs[i], slice(col, col + lengths[i])
+                ids[r, span], positions[r, span] = torch.as_tensor(p["ids"]), torch.as_tensor(p["positions"])
+                segments[r, span], examples[r, span] = torch.as_tensor(p["segments"]), i
+                targets += [(first_candidate[i] + c, r, col + s, t) for s, t, c in
+                            zip(p["source"], p["target"], p["candidate"], strict=True)]  # fmt: skip
+                col += lengths[i]
+        targets.sort(key=lambda t: t[0])  # stable: each candidate's option tokens stay in order
+        owners, rows_t, cols, tokens = (torch.as_tensor(v) for v in zip(*targets, strict=True))
+        kept, index = torch.unique(cols, return_inverse=True)
         return {
             "input_ids": ids,
+            "examples": examples,
             "segments": segments,
             "position_ids": positions,
-            "target_rows": torch.as_tensor(rows_t),
-            "target_cols": torch.as_tensor(cols),
-            "target_ids": torch.as_tensor(targets),
-            "target_candidates": torch.as_tensor(owners),
+            "target_rows": rows_t,
+            "target_kept": index,
+            "kept_cols": kept,
+            "target_ids": tokens,
+            "target_candidates": owners,
             "num_candidates": torch.as_tensor([len(r["input_ids"]) for r in rows]),
             "gold": torch.as_tensor([r["gold"].index(1) if 1 in r["gold"] else -100 for r in rows]),
         }
@@ -94,13 +120,17 @@ def is_packed(batch: Mapping[str, torch.Tensor]) -> bool:
     return "segments" in batch
 
 
-def block_mask(segments: torch.Tensor, num_prefix: int, kind: str, dtype: torch.dtype) -> torch.Tensor:
-    """(batch, 1, query, prefix + key): a token sees the shared tokens and, causally, its own segment; every token
-    sees the ``num_prefix`` trained prefix positions (prefix tuning), and padding sees itself (no empty softmax row)."""
+def block_mask(
+    examples: torch.Tensor, segments: torch.Tensor, num_prefix: int, kind: str, dtype: torch.dtype
+) -> torch.Tensor:
+    """(rows, 1, query, prefix + key): a token sees, causally, its own example's shared tokens and its own segment;
+    every token sees the ``num_prefix`` trained prefix positions (prefix tuning), and padding sees itself (no empty
+    softmax row)."""
     width = segments.shape[1]
     causal = torch.ones(width, width, dtype=torch.bool, device=segments.device).tril()
     keys, queries = segments.unsqueeze(1), segments.unsqueeze(2)
-    allowed = causal & (keys >= 0) & ((keys == 0) | (keys == queries))
+    same_example = (examples.unsqueeze(1) == examples.unsqueeze(2)) & (examples.unsqueeze(1) >= 0)
+    allowed = causal & same_example & ((keys == 0) | (keys == queries))
     allowed |= torch.eye(width, dtype=torch.bool, device=segments.device)
     if num_prefix:
         prefix = torch.ones(*allowed.shape[:2], num_prefix, dtype=torch.bool, device=segments.device)
@@ -130,15 +160,14 @@ def prefix_tokens(model: nn.Module) -> int:
 
 def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p of every option token, the candidate each belongs to, numbered across the batch). Logits are computed
-    for the positions from the first predicting token on (``logits_to_keep``): left padding puts them last."""
-    ids, segments = batch["input_ids"], batch["segments"]
+    for the columns that predict an option token only (``logits_to_keep``)."""
+    ids = batch["input_ids"]
     num_prefix = prefix_tokens(model)
     base = model.get_base_model() if num_prefix else model
     dtype = next(base.parameters()).dtype
-    keep = ids.shape[1] - int(batch["target_cols"].min())
     kwargs: dict[str, Any] = {
         "input_ids": ids,
-        "attention_mask": block_mask(segments, num_prefix, mask_kind(base), dtype),
+        "attention_mask": block_mask(batch["examples"], batch["segments"], num_prefix, mask_kind(base), dtype),
         "position_ids": batch["position_ids"] + num_prefix,
         "use_cache": False,
     }
@@ -146,10 +175,11 @@ def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tupl
     if num_prefix:  # peft's prefix-tuning forward, with the 4D mask widened above instead of its 2D concatenation
         cache_key = "cache" if "cache" in params else "past_key_values"
         kwargs[cache_key] = model.get_prompt(ids.shape[0], max_cache_len=ids.shape[1] + num_prefix)
-    if "logits_to_keep" in params:
-        kwargs["logits_to_keep"] = keep
+    kept = "logits_to_keep" in params
+    if kept:
+        kwargs["logits_to_keep"] = batch["kept_cols"]
     logits = base(**kwargs).logits
-    cols = batch["target_cols"] - (ids.shape[1] - logits.shape[1])
+    cols = batch["target_kept"] if kept else batch["kept_cols"][batch["target_kept"]]
     picked = logits[batch["target_rows"], cols].float().log_softmax(-1)
     logp = picked.gather(-1, batch["target_ids"].unsqueeze(-1)).squeeze(-1)
     return logp, batch["target_candidates"]

@@ -80,6 +80,13 @@ def collator(pad_id: int, gold_only: bool, shared_prefix: bool):
     return CandidateCollator(pad_id, gold_only)
 
 
+def _last_positions(ids: torch.Tensor, keep: int) -> torch.Tensor:
+    """``logits_to_keep`` for the last ``keep`` positions, as indices: the model then gathers those hidden states into
+    a contiguous tensor, and its output layer is one matrix product (an int slice is a strided view, for which torch
+    multiplies every row of the batch with its own copy of the output layer)."""
+    return torch.arange(ids.shape[1] - keep, ids.shape[1], device=ids.device)
+
+
 def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p of every option token, the candidate each belongs to). Logits are computed for the last positions only
     (``logits_to_keep``): left padding puts every option token there."""
@@ -93,7 +100,7 @@ def option_logprobs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tupl
     if "position_ids" in params:  # real tokens only, as without padding (peft shifts them past a prefix)
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     if "logits_to_keep" in params:
-        kwargs["logits_to_keep"] = keep
+        kwargs["logits_to_keep"] = _last_positions(ids, keep)
     logits = model(**kwargs).logits[:, -keep:-1]  # position t predicts token t + 1
     targets, target_mask = ids[:, -keep + 1 :], option_mask[:, -keep + 1 :]
     picked = logits[target_mask].float().log_softmax(-1)

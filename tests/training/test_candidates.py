@@ -1,7 +1,7 @@
-"""Shared-prefix candidate scoring (``decoder.shared_prefix``, docs/architecture.md): one packed sequence per example
-gives the per-candidate path's option log-probabilities, losses and bias gradients, for every prompt template, every
-decoder family (tiny random OPT / LLaMA with GQA / GPT-J; the real SmolLM2), both attention implementations that take
-a 4D mask, added biases, LoRA and prefix tuning.
+"""Shared-prefix candidate scoring (``decoder.shared_prefix``, docs/architecture.md): one pack per example, short packs
+sharing a row, gives the per-candidate path's option log-probabilities, losses and bias gradients, for every prompt
+template, every decoder family (tiny random OPT / LLaMA with GQA / GPT-J; the real SmolLM2), both attention
+implementations that take a 4D mask, added biases, LoRA and prefix tuning.
 
 The template rows are the real texts of tests/data/test_templates.py tokenised by SmolLM2's tokenizer: in full for
 SmolLM2; for the tiny models (40 positions) truncated from the left to 36 and to 16 tokens, ids folded into their
@@ -79,13 +79,31 @@ def test_packing_keeps_the_shared_tokens_once_with_continued_positions():
     assert batch["position_ids"][0, -9:].tolist() == [0, 1, 2, 3, 2, 3, 4, 2, 3]
     assert batch["input_ids"].shape == (1, 16) and (batch["segments"][0, :7] == candidates.PAD_SEGMENT).all()
     assert batch["target_ids"].tolist() == [5, 6, 6, 2, 3]
-    assert (batch["target_cols"] - 7).tolist() == [2, 4, 5, 1, 7]  # the token before each option token
+    predicting = batch["kept_cols"][batch["target_kept"]] - 7
+    assert predicting.tolist() == [2, 4, 5, 1, 7]  # the token before each option token
     assert batch["target_candidates"].tolist() == [0, 1, 1, 2, 2] and batch["gold"].tolist() == [1]
+
+
+def test_short_packs_share_a_row_and_see_only_their_own_example():
+    rows = [
+        {"input_ids": [[7, 8, 9, 5], [7, 8, 9, 6]], "option_len": [1, 1], "gold": [1, 0]},  # pack: 7 8 9 5 6
+        {"input_ids": [[3, 2], [3, 4]], "option_len": [1, 1], "gold": [0, 1]},  # pack: 3 2 4
+        {"input_ids": [[9, 9, 9, 9, 9, 1], [9, 9, 9, 9, 9, 2]], "option_len": [1, 1], "gold": [1, 0]},  # 7 tokens
+    ]
+    batch = candidates.SharedPrefixCollator(PAD)(rows)
+    assert batch["input_ids"].shape == (2, 8)  # the longest pack (7) alone, then the 5- and 3-token packs together
+    assert batch["input_ids"][1].tolist() == [7, 8, 9, 5, 6, 3, 2, 4]
+    assert batch["examples"][1].tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert batch["position_ids"][1].tolist() == [0, 1, 2, 3, 3, 0, 1, 1]
+    assert batch["target_candidates"].tolist() == [0, 1, 2, 3, 4, 5] and batch["gold"].tolist() == [0, 1, 0]
+    mask = candidates.block_mask(batch["examples"], batch["segments"], 0, "bool", torch.float32)[1, 0]
+    assert not mask[5:, :5].any() and mask[7].tolist() == [0, 0, 0, 0, 0, 1, 0, 1]
 
 
 def test_the_mask_shows_shared_tokens_and_the_own_candidate_only():
     segments = torch.tensor([[-1, 0, 0, 1, 1, 2]])
-    mask = candidates.block_mask(segments, 0, "bool", torch.float32)[0, 0].int().tolist()
+    examples = torch.tensor([[-1, 0, 0, 0, 0, 0]])  # padding, then one example
+    mask = candidates.block_mask(examples, segments, 0, "bool", torch.float32)[0, 0].int().tolist()
     assert mask == [
         [1, 0, 0, 0, 0, 0],  # padding sees itself only
         [0, 1, 0, 0, 0, 0],
@@ -94,7 +112,7 @@ def test_the_mask_shows_shared_tokens_and_the_own_candidate_only():
         [0, 1, 1, 1, 1, 0],
         [0, 1, 1, 0, 0, 1],  # candidate 2 skips candidate 1
     ]
-    additive = candidates.block_mask(segments, 2, "float", torch.float32)[0, 0]
+    additive = candidates.block_mask(examples, segments, 2, "float", torch.float32)[0, 0]
     assert additive.shape == (6, 8) and (additive[:, :2] == 0).all()  # a trained prefix is seen by every token
     assert additive[5, 2 + 3] == torch.finfo(torch.float32).min  # candidate 2 still skips candidate 1
 
@@ -130,6 +148,7 @@ def test_training_loss_and_gradients_equal_the_per_candidate_path(family, method
     # several candidates, and room in the 40 positions for prefix tuning's 5 (under method.positions=after_prefix)
     rows = [r for rows in template_rows.values() for r in rows["short"]
             if len(r["input_ids"]) > 1 and max(map(len, r["input_ids"])) <= 32]  # fmt: skip
+    assert len(candidates.SharedPrefixCollator(PAD)(rows)["input_ids"]) < len(rows)  # some rows hold several packs
     model, params = with_method(family, method)
     grads = []
     for collate in (decoder.CandidateCollator(PAD, gold_only=False), candidates.SharedPrefixCollator(PAD)):
