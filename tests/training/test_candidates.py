@@ -197,3 +197,22 @@ def test_smollm2_scores_and_loss_equal_the_per_candidate_path(decoder_cache, tem
     gold = torch.tensor([r["gold"].index(1) for r in rows])
     loss = decoder.objective_loss(model, candidates.SharedPrefixCollator(PAD)(rows), "classification")
     torch.testing.assert_close(loss.detach(), F.cross_entropy(scores, gold), atol=TOL, rtol=0)
+
+
+@pytest.mark.slow
+def test_smollm2_icl_scores_equal_the_per_candidate_path(decoder_cache, data_dir, smollm2_tokenizer):
+    """In-context prompts: real COPA examples, each after two demonstrations drawn as an ICL run draws them."""
+    from beft.bench import settings
+    from beft.data import sources
+    from beft.models import loading
+    from tests.conftest import smollm2_config
+
+    spec = settings.train_spec("model=smollm2", "task=copa", f"data.dir={data_dir}")
+    splits = sources.load_splits(spec.task, spec.data.dir)
+    evals = splits["validation"].select(range(6))
+    rows = prompts.icl_split(evals, splits["train"], spec.task.template, smollm2_tokenizer, 2048, 2, seed=0)
+    rows = [rows[i] for i in range(len(rows))]
+    model, _, _ = loading.load_decoder(smollm2_config(decoder_cache))
+    with torch.no_grad():
+        per_candidate, shared = both_scores(model.eval(), rows)
+    torch.testing.assert_close(shared, per_candidate, atol=TOL, rtol=0)
