@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 
 from beft import atomic
 from beft.errors import BeftError
@@ -51,14 +52,9 @@ def read(run_folder: str | Path, relative_path: str) -> list[dict[str, Any]]:
         raise BeftError(f"{path}: unreadable predictions file ({err}); rerun the run with force=true") from None
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def classification_rows(ids: Sequence[Any], logits: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
     """An encoder head's logits: the predicted class and the class probabilities (softmax, the task's label order)."""
-    probs = _softmax(np.asarray(logits, dtype=np.float64))
+    probs = softmax(np.asarray(logits, dtype=np.float64), axis=-1)
     return [
         {"id": i, "gold": int(gold), "prediction": int(p.argmax()), "probs": [float(x) for x in p]}
         for i, p, gold in zip(ids, probs, np.asarray(labels), strict=True)
@@ -89,7 +85,7 @@ def candidate_rows(
                 "id": i,
                 "gold": golds[0] if len(golds) == 1 else golds,
                 "prediction": int(values.argmax()),
-                "probs": [float(x) for x in _softmax(values)],
+                "probs": [float(x) for x in softmax(values)],
             }
         )
     return rows
