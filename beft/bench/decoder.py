@@ -35,25 +35,21 @@ TRAINING = ("step", "micro")  # the batches that time a training step; ``eval`` 
 
 def _rows(spec, tokenizer) -> dict[str, list[dict]]:
     """One optimizer step's training examples, a run's micro-batch of them and the first evaluation batch, as prompt
-    rows (``micro`` only when the run splits the step into several micro-batches)."""
-    from beft.data import prompts, regimes, sources
+    rows prepared by the run's own pipeline (``micro`` only when the run splits the step into micro-batches)."""
+    from beft.data import regimes, sources
+    from beft.pipelines import PIPELINES
 
-    data, task, args = spec.data, spec.task, spec.trainer_args
-    splits = sources.load_splits(task, data.dir)
+    args = spec.trainer_args
+    splits = sources.load_splits(spec.task, spec.data.dir)
     micro = int(args["per_device_train_batch_size"])
     step = micro * int(args.get("gradient_accumulation_steps", 1))
-    train = splits["train"].select(regimes.subset_indices(len(splits["train"]), data.num_train, spec.seed)[:step])
-    split = splits[next(iter(task.eval_splits.values()))]
-    evals = split.select(
-        regimes.eval_indices(len(split), data.num_eval, spec.seed)[: args["per_device_eval_batch_size"]]
-    )
-
-    def encode(ds):
-        bos = spec.model.get("bos_token_id")
-        rows = prompts.encode_split(ds, task.template, tokenizer, data.max_length, data.cache_dir, bos)
-        return [rows[i] for i in range(len(rows))]
-
-    rows = {"step": encode(train), "eval": encode(evals)}
+    indices = regimes.subset_indices(len(splits["train"]), spec.data.num_train, spec.seed)[:step]
+    data = PIPELINES["decoder"].prepare_data(spec, splits, indices, tokenizer)
+    evals = next(iter(data.eval.values()))
+    rows = {
+        "step": [data.train[i] for i in range(len(data.train))],
+        "eval": [evals[i] for i in range(min(len(evals), int(args["per_device_eval_batch_size"])))],
+    }
     if micro < step:
         rows["micro"] = rows["step"][:micro]
     return rows
