@@ -186,9 +186,8 @@ def _check_numbers(spec: RunSpec) -> None:
     for name in ("num_train", "num_eval"):
         if getattr(spec.data, name) is not None:
             _positive(getattr(spec.data, name), f"data.{name}", integer=True)
-    for name in ("gradient_accumulation_steps",):
-        if name in args:
-            _positive(args[name], f"trainer.args.{name}", integer=True)
+    if "gradient_accumulation_steps" in args:
+        _positive(args["gradient_accumulation_steps"], "trainer.args.gradient_accumulation_steps", integer=True)
     for name in ("weight_decay", "max_grad_norm", "warmup_steps"):  # zero is allowed (no decay, clipping, warm-up)
         value = args.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, Real) or value < 0:
