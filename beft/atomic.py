@@ -18,6 +18,14 @@ FILE_MODE = 0o644  # results are meant to be shared; mkstemp creates owner-only 
 DIR_MODE = 0o755
 
 
+def file_in_the_way(folder: str | Path) -> Path | None:
+    """The existing file that stops ``folder`` being made (``folder`` itself or its nearest existing parent), or None
+    when the folder exists or can be created."""
+    path = Path(folder).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the root always exists
+    return None if existing.is_dir() else existing
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     return write_with(path, lambda tmp: tmp.write_bytes(data))
 

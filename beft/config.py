@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from beft import CONF_DIR, importance
+from beft import CONF_DIR, atomic, importance
 from beft.data import prompts, sources
 from beft.data.features import PADDING_MODES
 from beft.errors import ConfigError
@@ -112,15 +112,11 @@ def top_level_keys() -> frozenset[str]:
 
 def check_results_dir(results_dir: str | Path) -> None:
     """``results_dir`` is a folder or can become one: no part of it is an existing file."""
-    path = Path(results_dir).expanduser()
-    for part in (path, *path.parents):
-        if part.exists():
-            if not part.is_dir():
-                raise ConfigError(
-                    f"results_dir={str(results_dir)!r}: {part} is a file, not a folder; set results_dir (or "
-                    "BEFT_RESULTS_DIR) to a folder"
-                )
-            return
+    if blocker := atomic.file_in_the_way(Path(results_dir).expanduser()):
+        raise ConfigError(
+            f"results_dir={str(results_dir)!r}: {blocker} is a file, not a folder; set results_dir (or "
+            "BEFT_RESULTS_DIR) to a folder"
+        )
 
 
 def _check_trainer_args(spec: RunSpec) -> None:

@@ -96,7 +96,7 @@ def _check_out(out: str | None) -> None:
         return
     if Path(out).is_dir():
         raise DataError(f"--out {out} is a folder; give a file name, e.g. {Path(out) / 'predictions.jsonl'}")
-    if blocker := next((p for p in Path(out).absolute().parents if p.exists() and not p.is_dir()), None):
+    if blocker := atomic.file_in_the_way(Path(out).absolute().parent):
         raise DataError(f"--out {out}: {blocker} is a file, not a folder; choose another output file")
 
 
