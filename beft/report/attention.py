@@ -259,14 +259,9 @@ def figure(result: Mapping[str, Any], path: str | Path) -> Path:
         fontsize=11,
     )
     fig.tight_layout()
+    from beft.report import plots  # matplotlib loads only when a figure is drawn
 
-    def save(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=130)
-
-    try:
-        return atomic.write_with(path, save)
-    finally:
-        plt.close(fig)
+    return plots.save(fig, path)
 
 
 def summary_lines(result: Mapping[str, Any]) -> Iterator[str]:

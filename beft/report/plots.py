@@ -21,7 +21,7 @@ DPI = 130
 TITLES = {"angle": "Magnitude + angle (ours)", "magnitude": "Magnitude", "fisher": "Empirical Fisher"}
 
 
-def _save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path) -> Path:
     """Write the figure atomically (the temporary file's name has no image suffix: the format is the path's)."""
     path = Path(path)
 
@@ -57,7 +57,7 @@ def heatmap(summary: Mapping[str, Any], approach: str, title: str, path: str | P
     suffix = f"  (target: b_{target})" if target else ""
     ax.set_title(f"{TITLES.get(approach, approach)}: {title}{suffix}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def regimes_figure(
@@ -91,7 +91,7 @@ def regimes_figure(
     note = "\n" + textwrap.fill(f"missing: {', '.join(missing)}", 160) if missing else ""
     fig.suptitle(title + note, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def difference_map(values: np.ndarray, labels: list[list[str]], rows: list[str], columns: list[str], title: str,
@@ -113,7 +113,7 @@ def difference_map(values: np.ndarray, labels: list[list[str]], rows: list[str],
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="ours − paper (points)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 BIAS_COLORS = {"v": "#1f77b4", "q": "#ff7f0e", "k": "#2ca02c", "auto": "#9467bd"}
@@ -141,7 +141,7 @@ def _finish(fig, ax, title: str, missing: Sequence[str], path: str | Path) -> Pa
     note = "\n" + textwrap.fill(f"missing: {'; '.join(missing)}", 130) if missing else ""
     ax.set_title(title + note, fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def efficiency_panels(panels: Mapping[str, Sequence[Mapping[str, Any]]], title: str, missing: Sequence[str],
@@ -169,7 +169,7 @@ def efficiency_panels(panels: Mapping[str, Sequence[Mapping[str, Any]]], title: 
     note = "\n" + textwrap.fill(f"missing: {'; '.join(missing)}", 180) if missing else ""
     fig.suptitle(title + note, fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def learning_curves(curves: Mapping[str, Mapping[str, Any]], metric: str, title: str, path: str | Path) -> Path:
@@ -186,4 +186,4 @@ def learning_curves(curves: Mapping[str, Mapping[str, Any]], metric: str, title:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
